@@ -1,0 +1,1 @@
+"""The grokscope command line (installed as grokscope.cli)."""

@@ -1,0 +1,60 @@
+"""Printing result rows: a rich table for people, one JSON document or CSV for programs (all on stdout)."""
+
+from __future__ import annotations
+
+import csv as csv_module
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null; numpy scalars become Python numbers."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def print_json(document: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(_clean(document), allow_nan=False) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def emit_rows(rows: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, as_csv: bool,
+              title: str) -> None:
+    """Rows as JSON (all keys), CSV (all keys) or a table of ``columns``."""
+    if as_json:
+        print_json(rows)
+        return
+    if as_csv:
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: _cell(_clean(v)) for k, v in row.items()} for row in rows)
+        return
+    table = Table(title=title)
+    shown = [c for c in columns if any(c in row for row in rows)]
+    for column in shown:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(c)) for c in shown))
+    Console(soft_wrap=False).print(table)

@@ -1,0 +1,96 @@
+"""``grokscope train``: one run from a preset and flags into a run store.
+
+Its options are generated from :class:`~grokscope.config.RunConfig`, one per field (``n_train`` →
+``--n-train``; booleans as ``--tied/--no-tied``), with the field's comment as help, so the CLI and the config
+never drift apart.  Unset options leave the preset's value.
+"""
+
+
+import dataclasses
+import inspect
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from grokscope.config import PRESETS, RunConfig, from_preset
+from grokscope.errors import ConfigError, StoreError
+from grokscope.store import remove_store
+from grokscope.tasks import resolve
+
+_SKIP = {"preset"}  # not a flag of its own
+
+
+def field_help() -> dict[str, str]:
+    """Each RunConfig field's trailing ``# comment`` in its source: the single place options are explained."""
+    source = inspect.getsource(RunConfig)
+    return {m[1]: m[2].strip() for m in re.finditer(r"^\s{4}(\w+): [^#\n]*#\s*(.*)$", source, re.M)}
+
+
+def _base_type(annotation: Any) -> type:
+    hint = eval(annotation, vars(typing)) if isinstance(annotation, str) else annotation  # noqa: S307
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return args[0]
+    return hint
+
+
+def config_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter (a Typer option defaulting to None) per RunConfig field."""
+    helps = field_help()
+    params = []
+    for f in dataclasses.fields(RunConfig):
+        if f.name in _SKIP:
+            continue
+        kind = _base_type(f.type)
+        flag = "--" + f.name.replace("_", "-")
+        decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
+        option = typer.Option(*decls, help=f"{helps.get(f.name, '')} [default: {f.default!r}]",
+                              rich_help_panel="Run configuration", show_default=False)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[Optional[kind], option]))
+    return params
+
+
+def build_config(preset: Optional[str], values: dict[str, Any]) -> RunConfig:
+    """The resolved config for a preset and the given flags (raises ConfigError before anything is written)."""
+    return resolve(from_preset(preset, **values))
+
+
+def train_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run store to create (a .zarr directory).")],
+    preset: Annotated[Optional[str], typer.Option(help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run store at --out.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    **values: Any,
+) -> None:
+    """Train one run and write its metrics and checkpoints into a Zarr run store."""
+    cfg = build_config(preset, values)
+    if out.exists():
+        if not overwrite:
+            raise StoreError(f"{out} already exists; pass --overwrite to replace it")
+        remove_store(out)
+    if not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    try:
+        from grokscope.trainers import train
+    except ImportError as exc:  # analysis works without torch; training does not
+        raise ConfigError(f"training needs torch ({exc}); install it with `pip install torch`") from None
+    from grokscope.cli.progress import TrainingProgress
+
+    with TrainingProgress(cfg.steps, enabled=not quiet) as progress:
+        path = train(cfg, out, on_flush=progress.update)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+# Typer reads the signature: add the generated config options after the fixed ones.
+_fixed = [p for p in inspect.signature(train_command).parameters.values() if p.kind != p.VAR_KEYWORD]
+train_command.__signature__ = inspect.Signature(_fixed + config_parameters())  # type: ignore[attr-defined]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_command)

@@ -1,0 +1,201 @@
+"""The run configuration: one frozen dataclass that travels into every run store.
+
+Every trainer flag is a field here, one to one, so a sweep varies fields with ``dataclasses.replace`` and a
+store's ``config`` attribute rebuilds the exact run with :meth:`RunConfig.from_dict`.  Fields left ``None``
+are resolved by :func:`resolve` (which needs the task's sizes) before training; the store keeps the resolved
+values.  Presets are named partial configs (``PRESETS``); any explicit flag overrides them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from grokscope.errors import ConfigError
+
+
+OPS = ("+", "-", "*", "/")
+INPUT_FORMATS = ("zhu", "nanda")
+MODELS = ("transformer", "mlp")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+NORMS = ("pre", "post", "none")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+TASKS = ("modular",)
+LOSS_DTYPES = ("float64", "float32")
+
+
+def is_prime(n: int) -> bool:
+    """True when ``n`` is prime (trial division; moduli here are small)."""
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, math.isqrt(n) + 1))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run.  Defaults are seed 002's (Zhu et al.) modular setup."""
+
+    # --- task -----------------------------------------------------------------------------------------
+    task: str = "modular"  # the only task so far; others (seed-001 datasets, text, images) plug in here
+    op: str = "+"  # a ∘ b mod p, ∘ in + - * / (÷ multiplies by the modular inverse, b ≠ 0)
+    p: int = 113  # the modulus; must be prime for ÷
+    input_format: str = "zhu"  # zhu: `a + b % p =` (answer at `=`); nanda: `a b =`
+    train_ratio: float = 0.75  # share of all pairs in the train pool; the rest is the fixed test set
+    split_seed: int = 0  # seeds the pool/test split, shared by every run of a study
+    n_train: int | None = None  # training examples drawn from the pool (None: from frac)
+    frac: float | None = None  # share of the pool to train on, in (0, 1] (None with n_train None: 1.0)
+    # --- model ----------------------------------------------------------------------------------------
+    model: str = "transformer"  # decoder-only transformer, or an MLP on one-hot operand pairs
+    n_layers: int = 1  # transformer blocks, or MLP hidden layers
+    d_model: int = 128  # residual width, or MLP hidden width
+    n_heads: int = 4
+    d_mlp: int | None = None  # transformer MLP width (None: 4 * d_model)
+    act: str = "gelu_tanh"  # gelu (exact erf), gelu_tanh (GPT-1's gelu_new), relu
+    norm: str = "post"  # LayerNorm placement: post (GPT-1), pre (GPT-2), none (Nanda)
+    tied: bool = True  # unembedding tied to the token embedding
+    n_ctx: int | None = None  # learned positions (None: the sequence length); GPT-1 config uses 128
+    init_std: float = 0.02  # N(0, std²) for weights, zeros for biases, ones for LayerNorm gains
+    alpha: float = 1.0  # every initial parameter multiplied by alpha (seed 002 eq. 2)
+    # --- optimisation ---------------------------------------------------------------------------------
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.98
+    weight_decay: float = 1.0
+    momentum: float = 0.0  # SGD only
+    batch_size: int | None = None  # None: full batch (the papers' setting)
+    steps: int = 10_000  # optimiser updates; metrics are logged for steps 0..steps
+    eval_every: int = 1  # test-set evaluation cadence in steps (the papers evaluate every step)
+    loss_dtype: str = "float64"  # float32 log-softmax underflows once train loss < ~1e-7
+    seed: int = 0  # data subset, initialisation and batch order
+    device: str = "auto"  # auto: cuda, then mps, then cpu
+    # --- checkpoints ----------------------------------------------------------------------------------
+    ckpt_every: int | None = None  # checkpoint every K steps (None: steps // 100, at least 1)
+    ckpt_early: int = 16  # extra log-spaced checkpoints in the first ckpt_every steps
+    preset: str | None = field(default=None, compare=False)  # the preset this config started from
+
+    def __post_init__(self) -> None:
+        _choice("task", self.task, TASKS)
+        _choice("op", self.op, OPS)
+        _choice("input_format", self.input_format, INPUT_FORMATS)
+        _choice("model", self.model, MODELS)
+        _choice("act", self.act, ACTIVATIONS)
+        _choice("norm", self.norm, NORMS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
+        if self.p < 3:
+            raise ConfigError(f"p must be at least 3, got {self.p}")
+        if self.op == "/" and not is_prime(self.p):
+            raise ConfigError(f"op '/' needs a prime p (modular inverse), got composite p={self.p}")
+        if not 0 < self.train_ratio < 1:
+            raise ConfigError(f"train_ratio must be in (0, 1), got {self.train_ratio}")
+        if self.frac is not None and not 0 < self.frac <= 1:
+            raise ConfigError(f"frac must be in (0, 1], got {self.frac}")
+        if self.n_train is not None and self.n_train < 1:
+            raise ConfigError(f"n_train must be positive, got {self.n_train}")
+        for name in ("n_layers", "d_model", "n_heads", "steps", "eval_every", "ckpt_every", "d_mlp",
+                     "n_ctx", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.ckpt_early < 0:
+            raise ConfigError(f"ckpt_early must be non-negative, got {self.ckpt_early}")
+        if self.model == "transformer" and self.d_model % self.n_heads:
+            raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        for name in ("lr", "init_std", "alpha"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be non-negative, got {self.weight_decay}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ConfigError(f"betas must be in [0, 1), got ({self.beta1}, {self.beta2})")
+        if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
+            raise ConfigError(f"device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
+
+    # --- conversions ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (what the store keeps under ``config``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys are an error, not silently dropped."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    # --- derived quantities ---------------------------------------------------------------------------
+    def checkpoint_steps(self) -> np.ndarray:
+        """Steps whose parameters are saved: 0, ``ckpt_early`` log-spaced steps below ``ckpt_every``,
+        every multiple of ``ckpt_every``, and the final step.  Sorted, unique, int64."""
+        every = self.ckpt_every or max(1, self.steps // 100)
+        early = np.unique(np.geomspace(1, every, num=self.ckpt_early + 1)[:-1].astype(np.int64))
+        early = early[: self.ckpt_early]
+        regular = np.arange(0, self.steps + 1, every, dtype=np.int64)
+        steps = np.concatenate([[0], early[early < every], regular, [self.steps]])
+        return np.unique(steps[steps <= self.steps])
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
+
+
+# Named starting points; any explicit flag overrides them.  Each is documented in the README's tour.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seed 002 exactly: HF OpenAI-GPT block, 1 layer, d 128, 4 heads, n_ctx 128 (≈229.6k parameters).
+    "zhu2024": dict(
+        input_format="zhu", p=113, op="+", train_ratio=0.75, model="transformer", n_layers=1, d_model=128,
+        n_heads=4, d_mlp=512, act="gelu_tanh", norm="post", tied=True, n_ctx=128, init_std=0.02, alpha=1.0,
+        optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98, weight_decay=1.0, batch_size=None,
+    ),
+    # Nanda et al. (progress measures): 30% of all pairs train, 70% test; no LayerNorm, ReLU, untied.
+    # Their init scales each matrix by 1/sqrt(fan-in); one std of 1/sqrt(d_model) approximates it.
+    "nanda2023": dict(
+        input_format="nanda", p=113, op="+", train_ratio=0.3, frac=1.0, model="transformer", n_layers=1,
+        d_model=128, n_heads=4, d_mlp=512, act="relu", norm="none", tied=False, init_std=128 ** -0.5,
+        optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98, weight_decay=1.0, steps=25_000,
+    ),
+    # Groks on 2 CPU cores in a few minutes: memorizes early, generalizes clearly later.
+    "demo": dict(
+        input_format="nanda", p=59, op="+", train_ratio=0.4, frac=1.0, model="transformer", n_layers=1,
+        d_model=64, n_heads=4, d_mlp=256, act="relu", norm="none", tied=False, init_std=64 ** -0.5,
+        optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98, weight_decay=1.0, steps=4000,
+    ),
+}
+
+
+def from_preset(preset: str | None = None, **overrides: Any) -> RunConfig:
+    """A config from a named preset (or the defaults) with explicit overrides applied.
+
+    ``None`` overrides are ignored, so CLI options that were not given never mask the preset.
+
+    Examples
+    --------
+    >>> from_preset("zhu2024", n_train=2000).n_train
+    2000
+    """
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        values.update(PRESETS[preset])
+        values["preset"] = preset
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "n_train" in given and "frac" in given:
+        raise ConfigError("give either n_train or frac, not both")
+    if "n_train" in given or "frac" in given:  # an explicit data size replaces the preset's
+        values.pop("n_train", None)
+        values.pop("frac", None)
+    values.update(given)
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+    return RunConfig(**values)

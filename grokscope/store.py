@@ -1,0 +1,282 @@
+"""The run store: one Zarr v3 directory per run.  This module alone knows its layout (see docs/store.md).
+
+Writing goes through :class:`RunWriter`: every array is preallocated at its full length (NaN fill), data
+arrive in blocks, and the root attribute ``committed`` advances only after the blocks it covers are written.
+Readers (:func:`open_run`, :class:`RunStore`) trim every array to ``committed``, so a store that is being
+written, or whose writer was killed, reads as a consistent prefix.  Plain ``xarray.open_zarr`` opens any
+store too (the NaN tail is visible there; trim with ``ds.attrs["committed"]``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from grokscope.errors import StoreError
+
+SCHEMA_VERSION = 1
+METRIC_CHUNK = 4096  # steps per chunk of every per-step array
+CKPT_SHARD = 32  # checkpoints per shard file of each parameter array
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One model parameter saved at every checkpoint: its shape and named dimensions."""
+
+    name: str
+    shape: tuple[int, ...]
+    dims: tuple[str, ...]
+
+
+def _quiet_consolidate(path: Path) -> None:
+    with warnings.catch_warnings():  # consolidated metadata is a zarr-python extension in v3: expected
+        warnings.simplefilter("ignore", UserWarning)
+        zarr.consolidate_metadata(str(path))
+
+
+class RunWriter:
+    """Creates a run store and fills it block by block; the single writer of that store.
+
+    Parameters
+    ----------
+    path : the store directory; must not exist (the caller handles ``--overwrite``).
+    attrs : root attributes (config, versions, device …); ``grokscope`` and ``committed`` are added.
+    n_steps : rows of every per-step array (steps ``0 … n_steps − 1``).
+    metrics : per-step arrays: name → extra trailing dims as ``((dim, size), …)`` (``()`` for scalars).
+    coords : 1-D coordinate arrays written once: name → values (their dim is their name).
+    params : the parameters saved at each checkpoint.
+    ckpt_steps : the training step of each checkpoint, ascending.
+    data : 1-D int arrays written once (e.g. the exact train/test indices): name → (dim, values).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        attrs: Mapping[str, Any],
+        n_steps: int,
+        metrics: Mapping[str, Sequence[tuple[str, int]]],
+        params: Sequence[ParamSpec],
+        ckpt_steps: np.ndarray,
+        coords: Mapping[str, np.ndarray] | None = None,
+        data: Mapping[str, tuple[str, np.ndarray]] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            raise StoreError(f"{self.path} already exists")
+        self.n_steps = n_steps
+        self.ckpt_steps = np.asarray(ckpt_steps, dtype=np.int64)
+        root_attrs = {
+            **attrs,
+            "grokscope": {"schema_version": SCHEMA_VERSION, "kind": "run"},
+            "committed": {"steps": 0, "ckpts": 0},
+            "status": "running",
+        }
+        self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3, attributes=root_attrs)
+        step = self.root.create_array("step", shape=(n_steps,), dtype="int64", chunks=(METRIC_CHUNK,),
+                                      dimension_names=["step"], attributes={"units": "optimizer steps"})
+        step[:] = np.arange(n_steps, dtype=np.int64)
+        for name, values in (coords or {}).items():
+            values = np.asarray(values)
+            dtype = str if values.dtype.kind == "U" else values.dtype  # variable-length strings: a v3 dtype
+            arr = self.root.create_array(name, shape=values.shape, dtype=dtype,
+                                         chunks=values.shape, dimension_names=[name])
+            arr[:] = values
+        for name, (dim, values) in (data or {}).items():
+            values = np.asarray(values)
+            arr = self.root.create_array(name, shape=values.shape, dtype=values.dtype,
+                                         chunks=(max(1, len(values)),), dimension_names=[dim])
+            arr[:] = values
+        self.metrics = {}
+        for name, extra in metrics.items():
+            shape = (n_steps, *(size for _, size in extra))
+            self.metrics[name] = self.root.create_array(
+                name, shape=shape, dtype="float64", chunks=(METRIC_CHUNK, *shape[1:]), fill_value=np.nan,
+                dimension_names=["step", *(dim for dim, _ in extra)])
+        ckpt = self.root.create_group("checkpoints", attributes={"description": "parameters at checkpoints"})
+        n_ckpt = len(self.ckpt_steps)
+        ckpt_step = ckpt.create_array("step", shape=(n_ckpt,), dtype="int64", chunks=(max(1, n_ckpt),),
+                                      dimension_names=["ckpt"], attributes={"units": "optimizer steps"})
+        ckpt_step[:] = self.ckpt_steps
+        self.params = {}
+        for spec in params:
+            shape = (n_ckpt, *spec.shape)
+            self.params[spec.name] = ckpt.create_array(
+                spec.name, shape=shape, dtype="float32", chunks=(1, *spec.shape),
+                shards=(min(CKPT_SHARD, max(1, n_ckpt)), *spec.shape), fill_value=np.nan,
+                dimension_names=["ckpt", *spec.dims], attributes={"coordinates": "step"})
+        self.steps_written = 0
+        self.ckpts_written = 0
+
+    def write_metrics(self, start: int, block: Mapping[str, np.ndarray]) -> None:
+        """Write rows ``start : start + len`` of each named per-step array (not yet committed)."""
+        for name, values in block.items():
+            self.metrics[name][start:start + len(values)] = values
+        self.steps_written = max(self.steps_written, start + len(next(iter(block.values()))))
+
+    def write_checkpoints(self, start: int, block: Mapping[str, np.ndarray]) -> None:
+        """Write checkpoints ``start : start + k`` of each parameter: name → ``(k, *shape)`` (not committed)."""
+        for name, values in block.items():
+            self.params[name][start:start + len(values)] = values
+        self.ckpts_written = max(self.ckpts_written, start + len(next(iter(block.values()))))
+
+    def commit(self) -> None:
+        """Make everything written so far visible to readers (an atomic rewrite of the root metadata)."""
+        self.root.attrs["committed"] = {"steps": self.steps_written, "ckpts": self.ckpts_written}
+
+    def finalize(self, status: str = "complete", **attrs: Any) -> None:
+        """Commit, record the final status (and any summary attrs) and consolidate metadata once."""
+        self.root.attrs.update({"committed": {"steps": self.steps_written, "ckpts": self.ckpts_written},
+                                "status": status, **attrs})
+        _quiet_consolidate(self.path)
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+def _open_group(path: Path) -> zarr.Group:
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"{path} is not a grokscope run store (no zarr.json)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            group = zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # zarr raises many types for foreign or damaged metadata
+        raise StoreError(f"{path} is not a readable Zarr store ({exc.__class__.__name__})") from None
+    meta = group.attrs.get("grokscope")
+    if not isinstance(meta, dict) or "schema_version" not in meta:
+        raise StoreError(f"{path} is a Zarr store but not a grokscope run store")
+    if meta["schema_version"] > SCHEMA_VERSION:
+        raise StoreError(f"{path} has store schema {meta['schema_version']}; this grokscope reads up to "
+                         f"{SCHEMA_VERSION} (upgrade grokscope)")
+    return group
+
+
+class RunStore:
+    """Fast read access to one run store, trimmed to its committed prefix; reads only what is asked for."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._group = _open_group(self.path)
+        self.attrs: dict[str, Any] = dict(self._group.attrs)
+        committed = self.attrs.get("committed", {})
+        self.n_steps: int = int(committed.get("steps", 0))
+        self.n_ckpts: int = int(committed.get("ckpts", 0))
+
+    @property
+    def name(self) -> str:
+        return self.path.name.removesuffix(".zarr")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.attrs.get("config", {}))
+
+    @property
+    def status(self) -> str:
+        return str(self.attrs.get("status", "unknown"))
+
+    def has(self, name: str) -> bool:
+        return name in self._group.array_keys()
+
+    def read(self, name: str) -> np.ndarray:
+        """A per-step array (or any root array) trimmed to the committed steps."""
+        arr = self._group[name]
+        if arr.metadata.dimension_names and arr.metadata.dimension_names[0] == "step":
+            return np.asarray(arr[: self.n_steps])
+        return np.asarray(arr[...])
+
+    def checkpoint_steps(self) -> np.ndarray:
+        return np.asarray(self._group["checkpoints"]["step"][: self.n_ckpts])
+
+    def param_names(self) -> list[str]:
+        return sorted(k for k in self._group["checkpoints"].array_keys() if k != "step")
+
+    def read_param(self, name: str, ckpt: int | slice = slice(None)) -> np.ndarray:
+        """One parameter at one checkpoint index or a slice of them (committed ones only)."""
+        arr = self._group["checkpoints"][name]
+        idx = np.arange(self.n_ckpts)[ckpt]
+        if np.ndim(idx) == 0:
+            return np.asarray(arr[int(idx)])
+        if len(idx) == 0:
+            return np.empty((0, *arr.shape[1:]), dtype=arr.dtype)
+        return np.asarray(arr[idx[0]: idx[-1] + 1])[idx - idx[0]]
+
+
+def open_run(path: str | os.PathLike) -> xr.Dataset:
+    """The per-step metrics of a run as an xarray Dataset (lazy), trimmed to the committed steps.
+
+    Examples
+    --------
+    >>> ds = open_run("runs/demo.zarr")            # doctest: +SKIP
+    >>> ds.test_acc.sel(step=slice(0, 1000)).max()  # doctest: +SKIP
+    """
+    store = RunStore(path)
+    ds = _open_dataset(store.path, group=None)
+    return ds.isel(step=slice(0, store.n_steps))
+
+
+def open_checkpoints(path: str | os.PathLike) -> xr.Dataset:
+    """Every saved parameter as ``(ckpt, …)`` arrays with a ``step`` coordinate, trimmed to committed ones."""
+    store = RunStore(path)
+    ds = _open_dataset(store.path, group="checkpoints")
+    return ds.isel(ckpt=slice(0, store.n_ckpts))
+
+
+def _open_dataset(path: Path, group: str | None) -> xr.Dataset:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # no consolidated metadata while a run is live
+        warnings.simplefilter("ignore", UserWarning)
+        return xr.open_zarr(str(path), group=group, chunks=None, consolidated=None)
+
+
+def is_run_store(path: Path) -> bool:
+    """True for a directory whose root Zarr metadata carries grokscope's schema attribute."""
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return False
+    try:
+        doc = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc.get("attributes", {}).get("grokscope"), dict)
+
+
+def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Run stores named directly or found under directories (not descending into stores), sorted per path.
+
+    A named path that is neither a store nor a directory holding one raises :class:`StoreError`.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise StoreError(f"{path} does not exist")
+        if (path / "zarr.json").is_file():
+            _open_group(path)  # a clear error for foreign Zarr stores and newer schemas
+            found.append(path)
+            continue
+        if not path.is_dir():
+            raise StoreError(f"{path} is not a grokscope run store")
+        inside = sorted(p.parent for p in path.rglob("zarr.json") if is_run_store(p.parent))
+        inside = [p for p in inside if not any(q in p.parents for q in inside)]
+        if not inside:
+            raise StoreError(f"{path} holds no grokscope run store")
+        found.extend(inside)
+    return found
+
+
+def remove_store(path: Path) -> None:
+    """Delete an existing run store (for ``--overwrite``); refuses anything that is not one."""
+    if not is_run_store(path):
+        raise StoreError(f"{path} exists and is not a grokscope run store; refusing to overwrite it")
+    shutil.rmtree(path)

@@ -1,0 +1,78 @@
+"""One summary row per run store: the numbers ``grokscope analyze`` prints.
+
+Reads only the per-step arrays it needs (never checkpoints), trimmed to the committed prefix, so it works on
+stores that are still being written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
+from grokscope.store import RunStore, find_runs
+
+CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
+# Config fields copied into each row, so tables and CDS fits can group by them.
+CONFIG_KEYS = ("task", "op", "p", "input_format", "model", "n_layers", "d_model", "n_train", "frac",
+               "weight_decay", "alpha", "lr", "seed")
+
+
+def _last_valid(values: np.ndarray | None) -> float | None:
+    if values is None:
+        return None
+    valid = values[~np.isnan(values)]
+    return float(valid[-1]) if len(valid) else None
+
+
+def _at_step(steps: np.ndarray, values: np.ndarray | None, step: int | None) -> float | None:
+    if values is None or step is None:
+        return None
+    value = values[np.searchsorted(steps, step)]
+    return None if math.isnan(value) else float(value)
+
+
+def summarize_run(store: RunStore, criteria: Criteria = Criteria()) -> dict[str, Any]:
+    """Memorization and generalization steps, delay, final metrics and L2 norms of one run.
+
+    Steps never reached are ``None``.  Raises :class:`ConfigError` if the criteria need a metric the run lacks.
+    """
+    steps = store.read("step")
+    curves = {name: store.read(name) for name in CURVES if store.has(name)}
+    memorized = memorization_step(steps, curves, criteria)
+    generalized = generalization_step(steps, curves, criteria)
+    delay, ratio = grokking_delay(memorized, generalized)
+    config = store.config
+    row: dict[str, Any] = {
+        "run": store.name,
+        "path": str(store.path),
+        "status": store.status,
+        "last_step": int(steps[-1]) if len(steps) else None,
+        "memorization_step": memorized,
+        "generalization_step": generalized,
+        "grokking_delay": delay,
+        "grokking_ratio": ratio,
+        "final_train_acc": _last_valid(curves.get("train_acc")),
+        "final_test_acc": _last_valid(curves.get("test_acc")),
+        "final_train_loss": _last_valid(curves.get("train_loss")),
+        "final_test_loss": _last_valid(curves.get("test_loss")),
+        "l2_at_memorization": _at_step(steps, curves.get("l2_norm"), memorized),
+        "l2_at_generalization": _at_step(steps, curves.get("l2_norm"), generalized),
+    }
+    row.update({key: config[key] for key in CONFIG_KEYS if key in config})
+    return row
+
+
+def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria()) -> list[dict[str, Any]]:
+    """Summary rows for every run store named or found under ``paths``.
+
+    Examples
+    --------
+    >>> rows = analyze(["runs/"])                      # doctest: +SKIP
+    >>> [(r["run"], r["generalization_step"]) for r in rows]  # doctest: +SKIP
+    """
+    return [summarize_run(RunStore(path), criteria) for path in find_runs(paths)]
