@@ -11,8 +11,10 @@ from grokscope.cli.output import emit_rows
 from grokscope.onset import Criteria
 from grokscope.summary import analyze
 
-TABLE_COLUMNS = ("run", "n_train", "memorization_step", "generalization_step", "grokking_delay",
-                 "final_train_acc", "final_test_acc", "l2_at_memorization", "l2_at_generalization", "status")
+TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memorized@",
+                 "generalization_step": "generalized@", "grokking_delay": "delay", "final_train_acc": "train acc",
+                 "final_test_acc": "test acc", "l2_at_memorization": "L2@mem", "l2_at_generalization": "L2@gen",
+                 "status": "status"}
 
 TrainAcc = Annotated[float, typer.Option(help="Memorized: first step with train accuracy at or above this.")]
 TestAcc = Annotated[float, typer.Option(help="Generalized: first step with test accuracy at or above this.")]

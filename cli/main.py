@@ -47,11 +47,13 @@ app = typer.Typer(
     help="Train, record and analyse grokking runs and critical data size.",
 )
 
-from grokscope.cli import analyze as _analyze  # noqa: E402  (commands register on `app`)
+# Each command module registers itself on `app`; one import line per command (keep them sorted).
+from grokscope.cli import analyze as _analyze  # noqa: E402
+from grokscope.cli import cds as _cds  # noqa: E402
 from grokscope.cli import train as _train  # noqa: E402
 
-_analyze.register(app)
-_train.register(app)
+for _module in (_train, _analyze, _cds):
+    _module.register(app)
 
 
 def main() -> None:

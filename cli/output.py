@@ -6,7 +6,7 @@ import csv as csv_module
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
@@ -39,9 +39,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def emit_rows(rows: list[dict[str, Any]], columns: Sequence[str], *, as_json: bool, as_csv: bool,
+def emit_rows(rows: list[dict[str, Any]], columns: Mapping[str, str], *, as_json: bool, as_csv: bool,
               title: str) -> None:
-    """Rows as JSON (all keys), CSV (all keys) or a table of ``columns``."""
+    """Rows as JSON (all keys), CSV (all keys) or a table of ``columns`` (row key → header)."""
     if as_json:
         print_json(rows)
         return
@@ -54,7 +54,10 @@ def emit_rows(rows: list[dict[str, Any]], columns: Sequence[str], *, as_json: bo
     table = Table(title=title)
     shown = [c for c in columns if any(c in row for row in rows)]
     for column in shown:
-        table.add_column(column, overflow="fold")
+        table.add_column(columns[column], no_wrap=True)
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in shown))
-    Console(soft_wrap=False).print(table)
+    console = Console()
+    if not console.is_terminal:  # pipes and logs: don't squeeze the table into 80 columns
+        console = Console(width=240)
+    console.print(table)

@@ -9,6 +9,7 @@ store too (the NaN tail is visible there; trim with ``ds.attrs["committed"]``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,11 +22,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import zarr
+from zarr.core.sync import sync as zarr_sync  # runs a coroutine on zarr's own event loop
 
 from grokscope.errors import StoreError
 
 SCHEMA_VERSION = 1
-METRIC_CHUNK = 4096  # steps per chunk of every per-step array
+METRIC_CHUNK = 16384  # steps per chunk of a per-step scalar (fewer chunks: faster reads of long runs)
 CKPT_SHARD = 32  # checkpoints per shard file of each parameter array
 
 
@@ -57,6 +59,8 @@ class RunWriter:
     params : the parameters saved at each checkpoint.
     ckpt_steps : the training step of each checkpoint, ascending.
     data : 1-D int arrays written once (e.g. the exact train/test indices): name → (dim, values).
+    step_values : the step of each row, ascending (default ``0 … n_steps − 1``; imported runs keep the
+        steps their logger used).
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class RunWriter:
         ckpt_steps: np.ndarray,
         coords: Mapping[str, np.ndarray] | None = None,
         data: Mapping[str, tuple[str, np.ndarray]] | None = None,
+        step_values: np.ndarray | None = None,
     ) -> None:
         self.path = Path(path)
         if self.path.exists():
@@ -85,7 +90,9 @@ class RunWriter:
         self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3, attributes=root_attrs)
         step = self.root.create_array("step", shape=(n_steps,), dtype="int64", chunks=(METRIC_CHUNK,),
                                       dimension_names=["step"], attributes={"units": "optimizer steps"})
-        step[:] = np.arange(n_steps, dtype=np.int64)
+        if step_values is not None and len(step_values) != n_steps:
+            raise StoreError(f"step_values has {len(step_values)} entries for {n_steps} steps")
+        step[:] = np.arange(n_steps) if step_values is None else np.asarray(step_values, dtype=np.int64)
         for name, values in (coords or {}).items():
             values = np.asarray(values)
             dtype = str if values.dtype.kind == "U" else values.dtype  # variable-length strings: a v3 dtype
@@ -100,8 +107,9 @@ class RunWriter:
         self.metrics = {}
         for name, extra in metrics.items():
             shape = (n_steps, *(size for _, size in extra))
+            rows = max(1024, METRIC_CHUNK // max(1, int(np.prod(shape[1:]))))  # chunks of ≤ ~128 KiB raw
             self.metrics[name] = self.root.create_array(
-                name, shape=shape, dtype="float64", chunks=(METRIC_CHUNK, *shape[1:]), fill_value=np.nan,
+                name, shape=shape, dtype="float64", chunks=(rows, *shape[1:]), fill_value=np.nan,
                 dimension_names=["step", *(dim for dim, _ in extra)])
         ckpt = self.root.create_group("checkpoints", attributes={"description": "parameters at checkpoints"})
         n_ckpt = len(self.ckpt_steps)
@@ -172,6 +180,7 @@ class RunStore:
         committed = self.attrs.get("committed", {})
         self.n_steps: int = int(committed.get("steps", 0))
         self.n_ckpts: int = int(committed.get("ckpts", 0))
+        self._array_names: set[str] | None = None
 
     @property
     def name(self) -> str:
@@ -186,14 +195,27 @@ class RunStore:
         return str(self.attrs.get("status", "unknown"))
 
     def has(self, name: str) -> bool:
-        return name in self._group.array_keys()
+        if self._array_names is None:
+            self._array_names = set(self._group.array_keys())
+        return name in self._array_names
 
     def read(self, name: str) -> np.ndarray:
         """A per-step array (or any root array) trimmed to the committed steps."""
-        arr = self._group[name]
-        if arr.metadata.dimension_names and arr.metadata.dimension_names[0] == "step":
-            return np.asarray(arr[: self.n_steps])
-        return np.asarray(arr[...])
+        return self.read_many([name])[name]
+
+    def read_many(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Several root arrays at once, fetched concurrently (long runs: one round of chunk reads)."""
+
+        arrays = [self._group[name]._async_array for name in names]
+
+        async def fetch() -> list[Any]:
+            return await asyncio.gather(*(a.getitem(self._selection(a)) for a in arrays))
+
+        return {name: np.asarray(v) for name, v in zip(names, zarr_sync(fetch()))}
+
+    def _selection(self, arr) -> slice | tuple:
+        dims = arr.metadata.dimension_names
+        return slice(0, self.n_steps) if dims and dims[0] == "step" else slice(None)
 
     def checkpoint_steps(self) -> np.ndarray:
         return np.asarray(self._group["checkpoints"]["step"][: self.n_ckpts])

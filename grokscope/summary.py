@@ -41,8 +41,8 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria()) -> dict[str,
 
     Steps never reached are ``None``.  Raises :class:`ConfigError` if the criteria need a metric the run lacks.
     """
-    steps = store.read("step")
-    curves = {name: store.read(name) for name in CURVES if store.has(name)}
+    curves = store.read_many(["step", *(name for name in CURVES if store.has(name))])
+    steps = curves.pop("step")
     memorized = memorization_step(steps, curves, criteria)
     generalized = generalization_step(steps, curves, criteria)
     delay, ratio = grokking_delay(memorized, generalized)
