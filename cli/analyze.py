@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from grokscope.cli.output import emit_rows
+from grokscope.errors import ConfigError
+from grokscope.intervals import IntervalRule
 from grokscope.onset import Criteria
 from grokscope.summary import analyze
 
@@ -15,6 +17,9 @@ TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memor
                  "generalization_step": "generalized@", "grokking_delay": "delay", "final_train_acc": "train acc",
                  "final_test_acc": "test acc", "l2_at_memorization": "L2@mem", "l2_at_generalization": "L2@gen",
                  "status": "status"}
+
+INTERVAL_COLUMNS = {"alpha0": "α0", "alpha1": "α1", "sigma_s": "σ_S", "sigma_e": "σ_E", "support": "S",
+                    "support_ratio": "S/(α1−α0)", "grokked": "grokked (Def. 3.1)"}
 
 TrainAcc = Annotated[float, typer.Option(help="Memorized: first step with train accuracy at or above this.")]
 TestAcc = Annotated[float, typer.Option(help="Generalized: first step with test accuracy at or above this.")]
@@ -34,6 +39,17 @@ def analyze_command(
     test_acc: TestAcc = 0.95,
     train_loss_below: TrainLoss = None,
     test_loss_below: TestLoss = None,
+    intervals: Annotated[bool, typer.Option("--intervals", help="Add seed 001's Definition 3.1: α0, α1, σ_S, "
+                                            "σ_E, Δ_S, Δ_T, support S (docs/intervals.md).")] = False,
+    band: Annotated[float, typer.Option(help="Intervals: σ_E = lim T_R − band.")] = 0.05,
+    tail: Annotated[float, typer.Option(help="Intervals: share of the last train points averaged into "
+                                             "lim T_R.")] = 0.1,
+    low_frac: Annotated[float, typer.Option(help="Intervals: low region is T_E ≤ min T_E + low_frac·(σ_E − "
+                                                 "min T_E).")] = 0.1,
+    min_support_ratio: Annotated[float, typer.Option(help="Intervals: grokked needs S/(α1−α0) ≥ this.")] = 2.0,
+    smooth: Annotated[Optional[str], typer.Option(help="Intervals: smoothing, ema or gaussian.")] = None,
+    smooth_amount: Annotated[float, typer.Option(help="EMA weight in [0, 1), or Gaussian σ in logged "
+                                                      "points.")] = 0.0,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")] = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
@@ -41,8 +57,16 @@ def analyze_command(
 
     A threshold a run never reached is shown as null (JSON) or empty, never 0.
     """
-    rows = analyze(paths, criteria_from(train_acc, test_acc, train_loss_below, test_loss_below))
-    emit_rows(rows, TABLE_COLUMNS, as_json=json_, as_csv=csv, title="grokking onset")
+    rule = None
+    if intervals:
+        try:
+            rule = IntervalRule(band=band, tail=tail, low_frac=low_frac, min_support_ratio=min_support_ratio,
+                                smoothing=smooth, smoothing_amount=smooth_amount)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    rows = analyze(paths, criteria_from(train_acc, test_acc, train_loss_below, test_loss_below), rule)
+    columns = {**TABLE_COLUMNS, **(INTERVAL_COLUMNS if intervals else {})}
+    emit_rows(rows, columns, as_json=json_, as_csv=csv, title="grokking onset")
 
 
 def register(app: typer.Typer) -> None:

@@ -50,9 +50,12 @@ app = typer.Typer(
 # Each command module registers itself on `app`; one import line per command (keep them sorted).
 from grokscope.cli import analyze as _analyze  # noqa: E402
 from grokscope.cli import cds as _cds  # noqa: E402
+from grokscope.cli import dynamics as _dynamics  # noqa: E402
+from grokscope.cli import import_ as _import  # noqa: E402
+from grokscope.cli import report as _report  # noqa: E402
 from grokscope.cli import train as _train  # noqa: E402
 
-for _module in (_train, _analyze, _cds):
+for _module in (_train, _analyze, _cds, _report, _import, _dynamics):
     _module.register(app)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 
 def _clean(value: Any) -> Any:
@@ -39,6 +40,15 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_value(value: Any) -> Any:
+    """Full precision for numbers (CSV is for programs); empty for missing; JSON for lists and dicts."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return value
+
+
 def emit_rows(rows: list[dict[str, Any]], columns: Mapping[str, str], *, as_json: bool, as_csv: bool,
               title: str) -> None:
     """Rows as JSON (all keys), CSV (all keys) or a table of ``columns`` (row key → header)."""
@@ -49,14 +59,14 @@ def emit_rows(rows: list[dict[str, Any]], columns: Mapping[str, str], *, as_json
         keys = list(dict.fromkeys(k for row in rows for k in row))
         writer = csv_module.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: _cell(_clean(v)) for k, v in row.items()} for row in rows)
+        writer.writerows({k: _csv_value(_clean(v)) for k, v in row.items()} for row in rows)
         return
     table = Table(title=title)
     shown = [c for c in columns if any(c in row for row in rows)]
     for column in shown:
         table.add_column(columns[column], no_wrap=True)
     for row in rows:
-        table.add_row(*(_cell(row.get(c)) for c in shown))
+        table.add_row(*(Text(_cell(row.get(c))) for c in shown))  # Text: "[3, 4]" is data, not markup
     console = Console()
     if not console.is_terminal:  # pipes and logs: don't squeeze the table into 80 columns
         console = Console(width=240)

@@ -297,6 +297,32 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
+def write_analysis(path: str | os.PathLike, name: str, arrays: Mapping[str, tuple[Sequence[str], np.ndarray]],
+                   attrs: Mapping[str, Any]) -> bool:
+    """Save derived results as group ``analysis/<name>`` (replacing an older one); dims named per array.
+
+    Only a complete store is written to, so analysis never races a live trainer; returns whether it wrote.
+    Metadata is re-consolidated afterwards so consolidated readers see the new group.
+    """
+    store = RunStore(path)
+    if store.status != "complete":
+        return False
+    root = zarr.open_group(str(store.path), mode="r+")
+    parent = root.require_group("analysis")
+    if name in parent:
+        del parent[name]
+    group = parent.create_group(name, attributes=dict(attrs))
+    for array_name, (dims, values) in arrays.items():
+        values = np.asarray(values)
+        dtype = str if values.dtype.kind == "U" else values.dtype
+        arr = group.create_array(array_name, shape=values.shape, dtype=dtype,
+                                 chunks=values.shape if values.size else (1,) * values.ndim,
+                                 dimension_names=list(dims))
+        arr[...] = values
+    _quiet_consolidate(store.path)
+    return True
+
+
 def remove_store(path: Path) -> None:
     """Delete an existing run store (for ``--overwrite``); refuses anything that is not one."""
     if not is_run_store(path):

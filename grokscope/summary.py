@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from grokscope.errors import ConfigError
+from grokscope.intervals import IntervalRule, grokking_intervals
 from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
 from grokscope.store import RunStore, find_runs
 
@@ -36,8 +38,11 @@ def _at_step(steps: np.ndarray, values: np.ndarray | None, step: int | None) -> 
     return None if math.isnan(value) else float(value)
 
 
-def summarize_run(store: RunStore, criteria: Criteria = Criteria()) -> dict[str, Any]:
-    """Memorization and generalization steps, delay, final metrics and L2 norms of one run.
+def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
+                  intervals: IntervalRule | None = None) -> dict[str, Any]:
+    """Memorization and generalization steps, delay, final metrics and L2 norms of one run; with
+    ``intervals``, also seed 001's Definition 3.1 quantities (``alpha0``, ``alpha1``, ``sigma_s``, ``sigma_e``,
+    ``delta_s``, ``delta_t``, ``support``, ``support_ratio``, ``grokked``) on the accuracy curves.
 
     Steps never reached are ``None``.  Raises :class:`ConfigError` if the criteria need a metric the run lacks.
     """
@@ -64,10 +69,16 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria()) -> dict[str,
         "l2_at_generalization": _at_step(steps, curves.get("l2_norm"), generalized),
     }
     row.update({key: config[key] for key in CONFIG_KEYS if key in config})
+    if intervals is not None:
+        if "train_acc" not in curves or "test_acc" not in curves:
+            raise ConfigError(f"{store.path}: grokking intervals need train and test accuracy curves")
+        if len(steps) >= 2:
+            row.update(grokking_intervals(steps, curves["train_acc"], curves["test_acc"], intervals).to_dict())
     return row
 
 
-def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria()) -> list[dict[str, Any]]:
+def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria(),
+            intervals: IntervalRule | None = None) -> list[dict[str, Any]]:
     """Summary rows for every run store named or found under ``paths``.
 
     Examples
@@ -75,4 +86,4 @@ def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria())
     >>> rows = analyze(["runs/"])                      # doctest: +SKIP
     >>> [(r["run"], r["generalization_step"]) for r in rows]  # doctest: +SKIP
     """
-    return [summarize_run(RunStore(path), criteria) for path in find_runs(paths)]
+    return [summarize_run(RunStore(path), criteria, intervals) for path in find_runs(paths)]

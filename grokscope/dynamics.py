@@ -1,0 +1,140 @@
+"""How a run's weights moved: L2-norm trajectories, the decay fit and seed 002's predicted generalization time.
+
+Reads a run store (native or imported) and combines the pure measures of :mod:`grokscope.norms` and
+:func:`grokscope.fourier.loss_spectrum`:
+
+* total and per-layer L2 norm over steps (per layer = √Σ of its parameters' squared norms);
+* the fit ``w(t) ≈ w0·exp(−γ(t − start))`` over the window after memorization — from the memorization step
+  to the generalization step (or the last step if the run never generalized), overridable;
+* seed 002's eq. 7, ``t = start + ln(w0/w*)/γ``.  ``w*`` (the norm at which the model generalizes) is not
+  known in advance; by default it is the norm this run had when it generalized, so predicted vs observed
+  tests whether the exponential-decay account explains the delay; ``w_star=`` sets it (e.g. from another
+  run);
+* the classifier layer's weight distribution over checkpoints (seed 002 Fig. 5) as histogram counts;
+* the early training-loss spectrum (Notsawo et al.): power of the log train loss over the first
+  ``n_early`` steps, linearly detrended (so the loss's overall fall does not swamp its oscillations),
+  summarised by its peak period and the share of power at periods under 20 steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.signal import detrend
+
+from grokscope.errors import GrokscopeError
+from grokscope.fourier import loss_spectrum
+from grokscope.norms import DecayFit, fit_exponential_decay, predicted_generalization_step, weight_histograms
+from grokscope.onset import Criteria, generalization_step, memorization_step
+from grokscope.store import RunStore
+
+HF_PERIOD = 20  # steps: oscillations faster than this count as high-frequency in the loss spectrum
+
+
+def layer_of(param: str) -> str:
+    """The layer a parameter belongs to: ``blocks.0.attn.qkv.weight`` → ``blocks.0``, ``embed.weight`` →
+    ``embed``, ``layers.2.bias`` → ``layers.2``."""
+    parts = param.split(".")
+    if len(parts) >= 3 and parts[1].isdigit():
+        return ".".join(parts[:2])
+    return parts[0] if len(parts) > 1 else param
+
+
+def layer_norms(param_names: list[str], param_norm: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Per-layer norms ``(step, layer)`` from per-parameter norms ``(step, param)``."""
+    layers = list(dict.fromkeys(layer_of(name) for name in param_names))
+    members = np.array([[layer_of(name) == layer for name in param_names] for layer in layers])  # (L, P)
+    return layers, np.sqrt(np.square(param_norm) @ members.T)  # (step, L)
+
+
+@dataclass(frozen=True)
+class DynamicsOptions:
+    criteria: Criteria = Criteria()
+    fit_start: int | None = None  # default: the memorization step
+    fit_stop: int | None = None  # default: the generalization step, else the last step
+    w_star: float | None = None  # default: the run's own norm at its generalization step
+    bins: int = 50  # histogram bins of the classifier layer's weights
+    n_early: int | None = None  # loss-spectrum window (default: up to the memorization step, ≥ 32 steps)
+
+
+def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) -> tuple[dict, dict]:
+    """``(summary, arrays)`` for one run: JSON-able numbers, and ``name → (dims, values)`` for the store.
+
+    The summary's keys include ``decay_rate`` (γ, 1/steps), ``predicted_generalization_step`` and
+    ``generalization_step``.
+    """
+    if not store.has("l2_norm"):
+        raise GrokscopeError(f"{store.path} logs no l2_norm; L2 dynamics need it")
+    curves = store.read_many(["step", "l2_norm", *(n for n in ("train_acc", "test_acc", "train_loss",
+                                                               "test_loss") if store.has(n))])
+    steps, l2 = curves.pop("step"), curves.pop("l2_norm")
+    memorized = memorization_step(steps, curves, options.criteria)
+    generalized = generalization_step(steps, curves, options.criteria)
+    valid = np.isfinite(l2) & (l2 > 0)
+    if valid.sum() < 2:
+        raise GrokscopeError(f"{store.path} has fewer than two finite L2 norms")
+
+    start = options.fit_start if options.fit_start is not None else (memorized or int(steps[valid][0]))
+    stop = options.fit_stop if options.fit_stop is not None else (generalized or int(steps[valid][-1]))
+    window = valid & (steps >= start) & (steps <= stop)
+    fit: DecayFit | None = None
+    if window.sum() >= 2 and stop > start:
+        fit = fit_exponential_decay(steps[window], l2[window], start=start, stop=stop)
+    w_star, w_star_source = options.w_star, "given"
+    if w_star is None and generalized is not None:
+        w_star, w_star_source = float(l2[np.searchsorted(steps, generalized)]), "observed"
+    predicted = predicted_generalization_step(fit, w_star) if fit and w_star else None
+
+    summary: dict[str, Any] = {
+        "run": store.name, "path": str(store.path),
+        "memorization_step": memorized, "generalization_step": generalized,
+        "fit_start": start if fit else None, "fit_stop": stop if fit else None,
+        "decay_rate": fit.gamma if fit else None, "w0": fit.w0 if fit else None, "fit_r2": fit.r2 if fit else None,
+        "w_star": w_star, "w_star_source": w_star_source if w_star is not None else None,
+        "predicted_generalization_step": None if predicted is None else round(predicted, 1),
+        "l2_initial": float(l2[valid][0]), "l2_final": float(l2[valid][-1]),
+    }
+    arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = {"step": (("step",), steps)}
+
+    if store.has("param_norm") and store.has("param"):
+        names = [str(n) for n in store.read("param")]
+        layers, norms = layer_norms(names, store.read("param_norm"))
+        arrays["layer"] = (("layer",), np.array(layers))
+        arrays["layer_norm"] = (("step", "layer"), norms)
+        summary["layers"] = {layer: {"initial": _finite(norms[0, i]), "final": _finite(norms[-1, i])}
+                             for i, layer in enumerate(layers)}
+
+    classifier = store.attrs.get("model", {}).get("param_roles", {}).get("unembedding")
+    if classifier and store.n_ckpts and classifier in store.param_names():
+        counts, edges = weight_histograms(store.read_param(classifier), bins=options.bins)
+        arrays.update({"ckpt_step": (("ckpt",), store.checkpoint_steps()),
+                       "classifier_hist": (("ckpt", "bin"), counts), "classifier_edges": (("edge",), edges)})
+        summary["classifier"] = classifier
+
+    summary.update(_loss_spectrum(curves.get("train_loss"), memorized, options.n_early, arrays))
+    return summary, arrays
+
+
+def _loss_spectrum(train_loss, memorized, n_early, arrays) -> dict[str, Any]:
+    if train_loss is None:
+        return {}
+    finite = train_loss[np.isfinite(train_loss) & (train_loss > 0)]
+    n = n_early or max(32, memorized or 0)
+    n = min(n, len(finite))
+    if n < 4:
+        return {}
+    freqs, power = loss_spectrum(detrend(np.log(finite[:n]), type="linear"))
+    arrays["loss_spectrum_freq"] = (("freq",), freqs)
+    arrays["loss_spectrum_power"] = (("freq",), power)
+    ac = power[1:]
+    peak = int(np.argmax(ac)) + 1 if ac.sum() > 0 else None
+    return {"loss_spectrum_n_early": n,
+            "loss_spectrum_peak_period": None if peak is None else float(1 / freqs[peak]),
+            "loss_spectrum_hf_fraction": float(ac[freqs[1:] > 1 / HF_PERIOD].sum() / ac.sum()) if ac.sum() else None}
+
+
+def _finite(x: float) -> float | None:
+    return None if not math.isfinite(float(x)) else float(x)
