@@ -53,9 +53,10 @@ from grokscope.cli import cds as _cds  # noqa: E402
 from grokscope.cli import dynamics as _dynamics  # noqa: E402
 from grokscope.cli import import_ as _import  # noqa: E402
 from grokscope.cli import report as _report  # noqa: E402
+from grokscope.cli import sweep as _sweep  # noqa: E402
 from grokscope.cli import train as _train  # noqa: E402
 
-for _module in (_train, _analyze, _cds, _report, _import, _dynamics):
+for _module in (_train, _sweep, _analyze, _cds, _dynamics, _import, _report):
     _module.register(app)
 
 

@@ -9,9 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class TrainingProgress:
     """Context manager whose :meth:`update` matches the trainer's ``on_flush(step, latest)`` callback."""
 
-    def __init__(self, steps: int, enabled: bool = True) -> None:
+    def __init__(self, steps: int, enabled: bool = True, label: str = "train") -> None:
         self.enabled = enabled
-        self.progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                  TextColumn("{task.description}"), console=Console(stderr=True),
                                  disable=not enabled)
         self.task = self.progress.add_task("", total=steps + 1)

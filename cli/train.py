@@ -39,20 +39,24 @@ def _base_type(annotation: Any) -> type:
     return hint
 
 
-def config_parameters() -> list[inspect.Parameter]:
-    """One keyword parameter (a Typer option defaulting to None) per RunConfig field."""
+def field_types() -> dict[str, type]:
+    """Each RunConfig field's value type (``int | None`` → ``int``)."""
+    return {f.name: _base_type(f.type) for f in dataclasses.fields(RunConfig) if f.name not in _SKIP}
+
+
+def config_parameters(as_lists: bool = False) -> list[inspect.Parameter]:
+    """One keyword parameter (a Typer option defaulting to None) per RunConfig field; with ``as_lists``
+    every option takes text (a comma list or a start:stop:step range, for sweeps)."""
     helps = field_help()
     params = []
-    for f in dataclasses.fields(RunConfig):
-        if f.name in _SKIP:
-            continue
-        kind = _base_type(f.type)
-        flag = "--" + f.name.replace("_", "-")
-        decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool else [flag]
-        option = typer.Option(*decls, help=f"{helps.get(f.name, '')} [default: {f.default!r}]",
+    for name, kind in field_types().items():
+        flag = "--" + name.replace("_", "-")
+        decls = [f"{flag}/--no-{flag[2:]}"] if kind is bool and not as_lists else [flag]
+        default = getattr(RunConfig, name, None)
+        option = typer.Option(*decls, help=f"{helps.get(name, '')} [default: {default!r}]",
                               rich_help_panel="Run configuration", show_default=False)
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                        annotation=Annotated[Optional[kind], option]))
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                        annotation=Annotated[Optional[str if as_lists else kind], option]))
     return params
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,24 @@ from grokscope.errors import StoreError
 SCHEMA_VERSION = 1
 METRIC_CHUNK = 16384  # steps per chunk of a per-step scalar (fewer chunks: faster reads of long runs)
 CKPT_SHARD = 32  # checkpoints per shard file of each parameter array
+CKPT_CHUNK_BYTES = 256 * 1024  # small parameters pack several checkpoints per chunk (fewer, cheaper writes)
+
+
+def checkpoint_chunking(n_ckpt: int, shape: tuple[int, ...]) -> tuple[int, int | None]:
+    """``(checkpoints per chunk, checkpoints per shard or None)`` for one parameter array.
+
+    A chunk holds the largest power of two of checkpoints that fits in ``CKPT_CHUNK_BYTES`` (at most
+    ``CKPT_SHARD``), so reading one checkpoint decodes at most that much; chunks of fewer than
+    ``CKPT_SHARD`` checkpoints are grouped into shards of ``CKPT_SHARD`` to keep the file count low.
+    """
+    nbytes = 4 * max(1, int(np.prod(shape)))
+    per_chunk = 1
+    while per_chunk * 2 <= CKPT_SHARD and per_chunk * 2 * nbytes <= CKPT_CHUNK_BYTES:
+        per_chunk *= 2
+    per_chunk = min(per_chunk, max(1, n_ckpt))
+    if per_chunk >= min(CKPT_SHARD, max(1, n_ckpt)):
+        return per_chunk, None
+    return per_chunk, CKPT_SHARD
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,16 @@ class ParamSpec:
     name: str
     shape: tuple[int, ...]
     dims: tuple[str, ...]
+
+
+def run_writes(writes: Sequence[Awaitable]) -> None:
+    """Run many block writes (of one or many stores) concurrently on zarr's event loop, and wait for all."""
+    if writes:
+
+        async def gather() -> None:
+            await asyncio.gather(*writes)
+
+        zarr_sync(gather())
 
 
 def _quiet_consolidate(path: Path) -> None:
@@ -118,29 +146,45 @@ class RunWriter:
         ckpt_step[:] = self.ckpt_steps
         self.params = {}
         for spec in params:
-            shape = (n_ckpt, *spec.shape)
+            per_chunk, per_shard = checkpoint_chunking(n_ckpt, spec.shape)
             self.params[spec.name] = ckpt.create_array(
-                spec.name, shape=shape, dtype="float32", chunks=(1, *spec.shape),
-                shards=(min(CKPT_SHARD, max(1, n_ckpt)), *spec.shape), fill_value=np.nan,
+                spec.name, shape=(n_ckpt, *spec.shape), dtype="float32", chunks=(per_chunk, *spec.shape),
+                shards=None if per_shard is None else (per_shard, *spec.shape), fill_value=np.nan,
                 dimension_names=["ckpt", *spec.dims], attributes={"coordinates": "step"})
         self.steps_written = 0
         self.ckpts_written = 0
 
+    def metric_writes(self, start: int, block: Mapping[str, np.ndarray]) -> list[Awaitable]:
+        """Writes of rows ``start : start + len`` of each named per-step array (not yet committed), as
+        awaitables: run them with :func:`run_writes`, together with other stores' writes."""
+        self.steps_written = max(self.steps_written, start + len(next(iter(block.values()))))
+        return [self.metrics[name]._async_array.setitem(slice(start, start + len(v)), np.asarray(v))
+                for name, v in block.items()]
+
+    def checkpoint_writes(self, start: int, block: Mapping[str, np.ndarray]) -> list[Awaitable]:
+        """Writes of checkpoints ``start : start + k`` of each parameter (name → ``(k, *shape)``), as
+        awaitables (not yet committed)."""
+        self.ckpts_written = max(self.ckpts_written, start + len(next(iter(block.values()))))
+        return [self.params[name]._async_array.setitem(slice(start, start + len(v)), np.asarray(v))
+                for name, v in block.items()]
+
+    def commit_write(self) -> Awaitable:
+        """The commit (an atomic rewrite of the root metadata), as an awaitable: run it only after the
+        writes it covers have finished."""
+        return self.root._async_group.update_attributes(
+            {"committed": {"steps": self.steps_written, "ckpts": self.ckpts_written}})
+
     def write_metrics(self, start: int, block: Mapping[str, np.ndarray]) -> None:
         """Write rows ``start : start + len`` of each named per-step array (not yet committed)."""
-        for name, values in block.items():
-            self.metrics[name][start:start + len(values)] = values
-        self.steps_written = max(self.steps_written, start + len(next(iter(block.values()))))
+        run_writes(self.metric_writes(start, block))
 
     def write_checkpoints(self, start: int, block: Mapping[str, np.ndarray]) -> None:
         """Write checkpoints ``start : start + k`` of each parameter: name → ``(k, *shape)`` (not committed)."""
-        for name, values in block.items():
-            self.params[name][start:start + len(values)] = values
-        self.ckpts_written = max(self.ckpts_written, start + len(next(iter(block.values()))))
+        run_writes(self.checkpoint_writes(start, block))
 
     def commit(self) -> None:
-        """Make everything written so far visible to readers (an atomic rewrite of the root metadata)."""
-        self.root.attrs["committed"] = {"steps": self.steps_written, "ckpts": self.ckpts_written}
+        """Make everything written so far visible to readers."""
+        run_writes([self.commit_write()])
 
     def finalize(self, status: str = "complete", **attrs: Any) -> None:
         """Commit, record the final status (and any summary attrs) and consolidate metadata once."""

@@ -51,20 +51,12 @@ def load_model(store: RunStore, ckpt: int = -1) -> tuple[torch.nn.Module, RunCon
 
 
 def _forward_with_neurons(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Answer logits ``(N, n_out)`` and the first hidden-layer activations at the answer position
+    """Answer logits ``(N, n_out)`` and the MLP neurons' activations at the answer position
     ``(N, n_neurons)`` (the last block's MLP for a transformer, the first layer for the MLP)."""
-    if hasattr(model, "blocks"):
-        layer, act = model.blocks[-1].mlp.fc_in, model.blocks[-1].mlp.act
-    else:
-        layer, act = model.layers[0], model.act
-    captured: list[torch.Tensor] = []
-    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(act(out)))
-    try:
-        with torch.no_grad():
-            logits = model(inputs)
-    finally:
-        handle.remove()
-    neurons = captured[0].reshape(len(inputs), -1)  # (N, n_neurons)
+    hidden: list[torch.Tensor] = []
+    with torch.no_grad():
+        logits = model(inputs, hidden)
+    neurons = hidden[-1].reshape(len(inputs), -1)  # (N, n_neurons)
     return logits.double().numpy(), neurons.double().numpy()
 
 

@@ -1,0 +1,43 @@
+"""``grokscope report``: a one-page offline HTML report of runs, or one chart as PNG, SVG, HTML or JSON."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from grokscope.cli.output import print_json
+from grokscope.report import CHARTS, export_chart, write_report
+
+
+ChartName = Annotated[Optional[str], typer.Option(help=f"Export only this chart: {', '.join(CHARTS)}.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing what was written.")]
+
+
+def report_command(
+    paths: Annotated[list[Path], typer.Argument(help="Run stores, or directories holding run stores.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .html for the report; with --chart "
+                                      "also .png, .svg or .json.")],
+    chart: ChartName = None,
+    log_x: Annotated[bool, typer.Option("--log-x", help="Log-scaled step axes.")] = False,
+    json_: Json = False,
+) -> None:
+    """One self-contained HTML page (summary table, then the charts that apply) for a run, a set of runs or
+    a sweep directory; or, with --chart, one chart.  Works offline: nothing is loaded from the network."""
+    if chart is None:
+        written, inp, names = write_report(paths, out, log_x=log_x)
+        doc = {"out": str(written), "charts": names, "runs": len(inp.runs)}
+    else:
+        written = export_chart(paths, chart, out, log_x=log_x)
+        doc = {"out": str(written), "charts": [chart]}
+    doc["bytes"] = written.stat().st_size
+    if json_:
+        print_json(doc)
+    else:
+        print(f"wrote {written} ({', '.join(doc['charts'])}; {doc['bytes'] / 1e6:.2f} MB)", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report_command)

@@ -1,0 +1,242 @@
+"""Known-answer tests for the charts and the downsampling behind them: every spec validates against the
+Vega-Lite schema, and the data inside it is what the constructed inputs imply."""
+
+from __future__ import annotations
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import pytest
+
+from grokscope.charts import (accuracy_chart, cds_scaling_chart, curves_frame, generalization_steps_chart,
+                              key_frequency_chart, l2_chart, landscape_chart, loss_chart, norm_chart,
+                              spectrum_chart, stepwise_chart)
+from grokscope.downsample import (CHART_ROWS, MAX_POINTS, bucket_curve, bucket_edges, downsample_frame,
+                                  pick_indices, points_per_curve)
+from grokscope.errors import GrokscopeError
+from grokscope.norms import DecayFit
+from grokscope.store import ParamSpec, RunWriter
+
+CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
+
+
+def make_run(path, *, n_steps=2001, mem=400, gen=1500, test_low=0.1, n_train=2000, seed=0):
+    """Train accuracy reaches 0.99 first at ``mem``, test accuracy 1.0 from ``gen`` (``test_low`` before)."""
+    t = np.arange(n_steps, dtype=np.float64)
+    train_acc = np.where(t >= mem, 1.0, 0.98 * t / mem)
+    test_acc = np.where(t >= gen, 1.0, test_low)
+    writer = RunWriter(path, attrs={"config": {"task": "modular", "p": 7, "n_train": n_train, "seed": seed}},
+                       n_steps=n_steps, metrics={name: () for name in CURVES},
+                       params=[ParamSpec("embed.weight", (10, 4), ("vocab", "d_model"))],
+                       ckpt_steps=np.array([0]))
+    writer.write_metrics(0, {"train_acc": train_acc, "test_acc": test_acc, "train_loss": np.exp(-t / 300),
+                             "test_loss": np.where(t >= gen, 0.01, 3.0), "l2_norm": 40 * np.exp(-1e-3 * t)})
+    writer.finalize()
+    return path
+
+
+def datasets(chart) -> list[dict]:
+    """All inline rows of a chart's spec, validated against the Vega-Lite schema on the way."""
+    spec = chart.to_dict(validate=True)  # raises on a schema violation and on > 5,000 rows
+    return [row for rows in spec.get("datasets", {}).values() for row in rows]
+
+
+def kind(rows, name):
+    return [r for r in rows if r.get("kind") == name]
+
+
+# --- downsampling ---------------------------------------------------------------------------------------
+
+
+def test_bucket_curve_keeps_last_min_max_of_each_bucket():
+    steps = np.arange(10.0)
+    values = np.array([3.0, 1, 4, 1, 5, 9, 2, 6, 5, 3])
+    s, last, lo, hi = bucket_curve(steps, values, bucket_edges(0, 10, 2))  # buckets [0, 5) and [5, 10]
+    assert s.tolist() == [4, 9] and last.tolist() == [5, 3]
+    assert lo.tolist() == [1, 2] and hi.tolist() == [5, 9]
+
+
+def test_bucket_curve_skips_nan_and_empty_buckets():
+    values = np.array([np.nan, 2.0, np.nan, np.nan, np.nan, 7.0])
+    s, last, lo, hi = bucket_curve(np.arange(6.0), values, bucket_edges(0, 5, 5))
+    assert s.tolist() == [1, 5] and last.tolist() == [2, 7] and lo.tolist() == [2, 7]
+
+
+def test_log_edges_keep_early_steps_apart():
+    edges = bucket_edges(0, 99_999, 100, log=True)
+    s, *_ = bucket_curve(np.arange(100_000.0), np.ones(100_000), edges)
+    assert s[:3].tolist() == [0, 1, 2]  # early buckets narrower than one step: every early step kept
+    assert len(s) <= 100 and s[-1] == 99_999
+
+
+def test_points_per_curve_and_pick_indices():
+    assert points_per_curve(1) == MAX_POINTS and points_per_curve(CHART_ROWS // 50) == 50
+    assert pick_indices(np.arange(10), 3).tolist() == [0, 4, 9]
+    assert pick_indices(np.arange(3), 10).tolist() == [0, 1, 2]
+
+
+def test_downsample_frame_buckets_long_curves_and_keeps_short_ones():
+    long = pd.DataFrame({"run": "a", "step": np.arange(10_000), "value": np.arange(10_000.0)})
+    short = pd.DataFrame({"run": "b", "step": [0, 5000, 9999], "value": [1.0, 2.0, 3.0]})
+    out = downsample_frame(pd.concat([long, short]), ["run"], 100)
+    a, b = out[out.run == "a"], out[out.run == "b"]
+    assert len(a) == 100 and a.step.iloc[-1] == 9999 and a.value.iloc[-1] == 9999
+    assert (a["hi"] == a["value"]).all() and a["lo"].iloc[1] == 100  # values = steps: min = bucket's first
+    assert b.step.tolist() == [0, 5000, 9999] and b.value.tolist() == [1, 2, 3]
+
+
+# --- run curves -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    make_run(root / "a.zarr", gen=1500, test_low=0.2)
+    make_run(root / "b.zarr", gen=1200, test_low=0.6, seed=1)
+    make_run(root / "c.zarr", gen=800, n_train=3000)
+    return root
+
+
+def test_single_run_marks_and_intervals(runs):
+    rows = datasets(accuracy_chart(runs / "a.zarr", intervals={"alpha0": 1000.0, "alpha1": 1500.0,
+                                                                 "support": 500.0}))
+    marks = {r["event"]: r["step"] for r in kind(rows, "mark")}
+    assert marks == {"memorization": 400, "generalization": 1500}
+    spans = {r["event"]: (r["start"], r["end"]) for r in kind(rows, "interval")}
+    assert spans == {"transition": (1000, 1500), "support": (1500, 2000)}
+    curve = kind(rows, "curve")
+    assert {r["split"] for r in curve} == {"train", "test"} and max(r["step"] for r in curve) == 2000
+
+
+def test_overlay_log_x_drops_step_zero(runs):
+    rows = datasets(loss_chart(runs, log_x=True))
+    curve = kind(rows, "curve")
+    assert {r["series"] for r in curve} == {"a", "b", "c"} and min(r["step"] for r in curve) == 1
+    assert {(r["series"], r["step"]) for r in kind(rows, "mark") if r["event"] == "generalization"} == {
+        ("a", 1500), ("b", 1200), ("c", 800)}
+
+
+def test_grouped_mean_and_band_over_seeds(runs):
+    rows = kind(datasets(accuracy_chart(runs, group_by="n_train")), "curve")
+    test = {(r["series"], r["step"]): r for r in rows if r["split"] == "test"}
+    for (group, step), r in test.items():
+        if group == "3000":  # one run: c generalizes at 800
+            assert (r["value"], r["runs"]) == (0.1 if step < 800 else 1.0, 1)
+        elif step < 1200:  # a: 0.2 and b: 0.6 before either generalized
+            assert (r["value"], r["lo"], r["hi"], r["runs"]) == (pytest.approx(0.4), 0.2, 0.6, 2)
+        elif step < 1500:  # b generalized at 1200, a not yet
+            assert (r["value"], r["lo"], r["hi"]) == (pytest.approx(0.6), 0.2, 1.0)
+        else:
+            assert r["value"] == 1.0
+    assert {group for group, _ in test} == {"2000", "3000"}
+    assert not kind(datasets(accuracy_chart(runs, group_by="n_train")), "mark")  # no per-run rules in groups
+
+
+def test_facets_validate_and_partition_marks(runs):
+    chart = accuracy_chart(runs, facet="run")
+    assert isinstance(chart, alt.FacetChart)
+    rows = datasets(chart)
+    assert {r["series"] for r in kind(rows, "mark")} == {"a", "b", "c"}
+    datasets(norm_chart(runs, facet="n_train", log_x=True))
+
+
+def test_runs_with_one_name_stay_apart(tmp_path):
+    make_run(tmp_path / "seed0" / "run.zarr", gen=900)
+    make_run(tmp_path / "seed1" / "run.zarr", gen=1100)
+    rows = datasets(accuracy_chart(tmp_path))
+    assert {r["series"] for r in kind(rows, "curve")} == {"seed0/run", "seed1/run"}
+    assert {(r["series"], r["step"]) for r in kind(rows, "mark") if r["event"] == "generalization"} == {
+        ("seed0/run", 900), ("seed1/run", 1100)}
+
+
+def test_long_run_stays_under_altairs_row_limit(tmp_path):
+    make_run(tmp_path / "long.zarr", n_steps=100_001, mem=500, gen=60_000)
+    chart = accuracy_chart(tmp_path / "long.zarr")
+    rows = datasets(chart)  # to_dict() raises MaxRowsError past 5,000 rows
+    assert len(kind(rows, "curve")) <= 2 * MAX_POINTS
+    assert {r["step"] for r in kind(rows, "mark")} == {500, 60_000}
+    df = curves_frame(tmp_path / "long.zarr")
+    assert df.groupby("split").step.max().tolist() == [100_000, 100_000]
+
+
+def test_tidy_table_input_and_bad_columns():
+    df = pd.DataFrame({"step": np.arange(20_000), "split": "test", "value": np.linspace(0, 1, 20_000)})
+    rows = kind(datasets(accuracy_chart(df, marks=[{"memorization_step": 3, "generalization_step": None}])),
+                "curve")
+    assert len(rows) == MAX_POINTS and rows[-1]["value"] == 1.0
+    with pytest.raises(GrokscopeError, match="needs columns value"):
+        accuracy_chart(df.drop(columns="value"))
+    with pytest.raises(GrokscopeError, match="no such column"):
+        accuracy_chart(df, group_by="n_train")
+
+
+# --- weight dynamics ------------------------------------------------------------------------------------
+
+
+def test_l2_chart_draws_the_fit_over_its_window():
+    t = np.arange(5001.0)
+    fit = DecayFit(w0=30.0, gamma=1e-3, start=1000.0, stop=4000.0, r2=1.0)
+    rows = datasets(l2_chart(t, 40 * np.exp(-1e-3 * t), fit,
+                             marks={"run": "x", "memorization_step": 1000, "generalization_step": None}))
+    fitted = kind(rows, "fit")
+    assert fitted[0]["step"] == 1000 and fitted[0]["value"] == 30.0
+    assert fitted[-1]["step"] == 4000 and fitted[-1]["value"] == pytest.approx(30 * np.exp(-3), rel=1e-5)
+    assert [(r["event"], r["step"]) for r in kind(rows, "mark")] == [("memorization", 1000)]
+
+
+def test_spectrum_heatmap_cells_and_key_frequency_bars():
+    steps = np.arange(0, 1001, 10)  # 101 checkpoints
+    spectrum = np.zeros((101, 57))
+    spectrum[:, 14] = np.linspace(0, 5, 101)
+    rows = datasets(spectrum_chart(steps, spectrum))
+    assert len(rows) <= CHART_ROWS and {r["k"] for r in rows} == set(range(1, 57))  # constant left out
+    kept = sorted({r["step"] for r in rows})  # at most CHART_ROWS // 56 = 71 checkpoints, first and last
+    assert len(kept) <= 71 and kept[0] == 0 and kept[-1] == 1000
+    last = [r for r in rows if r["step"] == 1000]
+    assert {r["k"]: r["norm"] for r in last if r["norm"] > 0} == {14: 5.0}
+    assert last[0]["end"] == 1000 + (1000 - kept[-2])  # the last cell as wide as the one before
+    bars = datasets(key_frequency_chart(np.arange(1, 57), spectrum[-1, 1:], key=[14]))
+    assert [r["k"] for r in bars if r["frequency"] == "key frequency"] == [14]
+    with pytest.raises(GrokscopeError, match="spectrum_chart needs"):
+        spectrum_chart(steps, spectrum[:-1])
+
+
+# --- sweeps ---------------------------------------------------------------------------------------------
+
+
+def test_stepwise_and_generalization_steps():
+    df = pd.DataFrame({"n_train": [1000, 2000, 1000, 2000], "threshold": [0.5, 0.5, 0.9, 0.9],
+                       "step": [np.nan, 900.0, np.nan, 3500.0]})
+    assert len(datasets(stepwise_chart(df))) == 4
+    assert isinstance(stepwise_chart(df.assign(model_size=[1, 1, 2, 2])), alt.FacetChart)
+    rows = datasets(generalization_steps_chart(df[df.threshold == 0.9].drop(columns="threshold"), cds=2000))
+    assert [(r["cds"], r["label"]) for r in kind(rows, "cds")] == [(2000, "CDS 2000")]
+    assert [r["n_train"] for r in kind(rows, "run") if "step" not in r or r["step"] is None] == [1000]
+    per_size = generalization_steps_chart(df.assign(model_size=[1, 1, 2, 2]), cds={1: 2000, 2: 1500})
+    assert {(r["model_size"], r["cds"]) for r in kind(datasets(per_size), "cds")} == {(1, 2000), (2, 1500)}
+
+
+def test_cds_scaling_fit_and_ci_pivot():
+    df = pd.DataFrame({"model_size": [1e4, 1e6], "cds": [1e3, 1e4], "cds_lo": [9e2, 9e3],
+                       "cds_hi": [1.1e3, 1.1e4]})
+    chart = cds_scaling_chart(df, {"c": 10.0, "exponent": 0.5, "exponent_ci": [0.4, 0.6]})
+    fit = kind(datasets(chart), "fit")
+    assert fit[0]["cds"] == pytest.approx(10 * 1e4**0.5) and fit[-1]["cds"] == pytest.approx(10 * 1e6**0.5)
+    mid = min(fit, key=lambda r: abs(np.log(r["model_size"]) - np.log(1e5)))  # the pivot, 10^5: CI lines meet
+    assert mid["cds_hi"] / mid["cds_lo"] == pytest.approx(1, abs=0.05)
+    assert fit[-1]["cds_hi"] == pytest.approx(10 * 1e5**0.5 * 10**0.6)
+    assert chart.title == "CDS = 10·N^0.5 [0.4, 0.6]"
+    from grokscope.cds import PowerLawFit  # the CDS module's fit plugs in as it is
+    same = cds_scaling_chart(df, PowerLawFit(10.0, 0.5, 0.05, 0.4, 0.6, 1.0, 2))
+    assert kind(datasets(same), "fit") == fit and same.title == chart.title
+
+
+def test_landscape_boundary_is_the_first_size_reaching_epsilon():
+    df = pd.DataFrame({"model_size": [16] * 6 + [32] * 6, "n_train": [1, 2, 3] * 4,
+                       "accuracy": [0.1, 0.5, 0.9, 0.3, 1.0, 1.0,   # 16: means 0.2, 0.75, 0.95
+                                    0.9, 1.0, 1.0, 1.0, 1.0, 1.0]})  # 32: means 0.95, 1, 1
+    rows = datasets(landscape_chart(df, 0.95))
+    assert {(r["model_size"], r["n_train"]) for r in kind(rows, "cds")} == {(16, 3), (32, 1)}
+    assert sum(r["reached"] for r in kind(rows, "cell")) == 4
+    with pytest.raises(GrokscopeError, match="epsilon"):
+        landscape_chart(df, 1.5)

@@ -1,0 +1,159 @@
+"""The models' mathematics as functions of a parameter dict, for one run or M stacked runs.
+
+Every function takes weights either plain (one run: ``w (out, in)``, activations ``(B, …)``) or stacked
+(M runs: ``w (M, out, in)``, activations ``(M, B, …)``), and computes the same thing; a stacked call is
+one batched matmul per layer instead of M small ones, which is how a sweep trains many same-shaped runs
+at once.  :mod:`grokscope.trainers.models` holds the parameters of one run and calls these; the batched
+trainer calls them with stacked parameters.
+
+The transformer does only the work the answer logits need: in its last block only the query positions
+asked for attend and run the MLP, and only they are unembedded (other positions still give keys/values).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from grokscope.config import RunConfig
+
+Params = Mapping[str, torch.Tensor]
+SMALL_T = 16  # sequences up to this long use broadcast attention (≈3× faster than SDPA on CPU at T = 3)
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "relu": F.relu,
+}
+
+
+def linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ wᵀ + b``; stacked: ``x (M, …, in)``, ``w (M, out, in)``, ``b (M, out)`` in one bmm."""
+    if w.dim() == 2:
+        return F.linear(x, w, b)
+    M, shape = w.shape[0], x.shape
+    y = torch.bmm(x.reshape(M, -1, shape[-1]), w.transpose(1, 2))  # (M, n, out)
+    if b is not None:
+        y = y + b[:, None]
+    return y.reshape(*shape[:-1], w.shape[1])
+
+
+def layer_norm(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """LayerNorm over the last dim (eps 1e-5) with gain ``w`` and bias ``b`` (stacked: ``(M, d)``)."""
+    d = x.shape[-1]
+    if w.dim() == 1:
+        return F.layer_norm(x, (d,), w, b, eps=1e-5)
+    view = (w.shape[0],) + (1,) * (x.dim() - 2) + (d,)
+    return F.layer_norm(x, (d,), eps=1e-5) * w.view(view) + b.view(view)
+
+
+def embedding(tokens: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Rows of ``w (vocab, d)`` for ``tokens (B, T)``; stacked ``w (M, vocab, d)`` with tokens ``(B, T)``
+    shared by all runs or ``(M, B, T)`` per run → ``(M, B, T, d)``."""
+    if w.dim() == 2:
+        return F.embedding(tokens, w)
+    if tokens.dim() == 2:
+        return w[:, tokens]
+    return w[torch.arange(w.shape[0], device=w.device).view(-1, 1, 1), tokens]
+
+
+def rows(x: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
+    """``x[…, positions, :]`` of ``x (…, T, d)``; a slice (no copy) for a single position."""
+    if len(positions) == 1:
+        return x[..., positions[0]:positions[0] + 1, :]
+    return x[..., list(positions), :]
+
+
+def attention(P: Params, prefix: str, x: torch.Tensor, n_heads: int,
+              q_pos: Sequence[int] | None) -> torch.Tensor:
+    """Causal multi-head self-attention ``(…, T, d) → (…, Q, d)``; queries from ``q_pos`` (None: all)."""
+    *lead, T, d = x.shape
+    w, b = P[prefix + "qkv.weight"], P[prefix + "qkv.bias"]  # rows: q, k, v
+    mask = None
+    if q_pos is None:
+        q, k, v = linear(x, w, b).split(d, dim=-1)  # 3 × (…, T, d)
+        if T <= SMALL_T:
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    else:
+        q = linear(rows(x, q_pos), w[..., :d, :], b[..., :d])  # (…, Q, d)
+        k, v = linear(x, w[..., d:, :], b[..., d:]).split(d, dim=-1)  # 2 × (…, T, d)
+        if min(q_pos) < T - 1:  # some query must not see later positions
+            mask = torch.arange(T, device=x.device) <= torch.tensor(q_pos, device=x.device)[:, None]  # (Q, T)
+    Q, hd = q.shape[-2], d // n_heads
+    q, k, v = (t.reshape(*t.shape[:-1], n_heads, hd) for t in (q, k, v))  # (…, ·, h, hd)
+    if T <= SMALL_T:
+        scores = (q.unsqueeze(-3) * k.unsqueeze(-4)).sum(-1) / math.sqrt(hd)  # (…, Q, T, h)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
+        y = (scores.softmax(dim=-2).unsqueeze(-1) * v.unsqueeze(-4)).sum(-3)  # (…, Q, h, hd)
+    else:
+        flat = lambda t: t.reshape(-1, *t.shape[-3:]).transpose(1, 2)  # noqa: E731  (n, h, ·, hd)
+        y = F.scaled_dot_product_attention(flat(q), flat(k), flat(v), attn_mask=mask,
+                                           is_causal=q_pos is None).transpose(1, 2)
+    y = y.reshape(*lead, Q, d)
+    return linear(y, P[prefix + "out.weight"], P[prefix + "out.bias"])
+
+
+def block(P: Params, i: int, cfg: RunConfig, x: torch.Tensor, q_pos: Sequence[int] | None,
+          hidden: list | None = None) -> torch.Tensor:
+    """Transformer block ``i`` with LayerNorm after (GPT-1), before (GPT-2) or nowhere (Nanda).
+    ``(…, T, d) → (…, Q, d)``; appends the MLP's hidden activations to ``hidden`` if given."""
+    pre = f"blocks.{i}."
+    resid = x if q_pos is None else rows(x, q_pos)
+
+    def mlp(h: torch.Tensor) -> torch.Tensor:
+        a = ACTIVATIONS[cfg.act](linear(h, P[pre + "mlp.fc_in.weight"], P[pre + "mlp.fc_in.bias"]))
+        if hidden is not None:
+            hidden.append(a)
+        return linear(a, P[pre + "mlp.fc_out.weight"], P[pre + "mlp.fc_out.bias"])
+
+    def ln(h: torch.Tensor, n: int) -> torch.Tensor:
+        return layer_norm(h, P[pre + f"ln{n}.weight"], P[pre + f"ln{n}.bias"])
+
+    if cfg.norm == "pre":
+        h = resid + attention(P, pre + "attn.", ln(x, 1), cfg.n_heads, q_pos)
+        return h + mlp(ln(h, 2))
+    h = resid + attention(P, pre + "attn.", x, cfg.n_heads, q_pos)
+    if cfg.norm == "post":
+        h = ln(h, 1)
+        return ln(h + mlp(h), 2)
+    return h + mlp(h)
+
+
+def transformer_logits(P: Params, cfg: RunConfig, tokens: torch.Tensor, positions: Sequence[int],
+                       hidden: list | None = None) -> torch.Tensor:
+    """Logits ``(…, B, Q, vocab)`` at ``positions`` of ``tokens (…, B, T)``; ``hidden`` collects the last
+    block's MLP activations at those positions."""
+    T = tokens.shape[-1]
+    pos = P["pos_embed.weight"][..., :T, :]  # (…, T, d)
+    x = embedding(tokens, P["embed.weight"]) + (pos if pos.dim() == 2 else pos[:, None])  # (…, B, T, d)
+    for i in range(cfg.n_layers - 1):
+        x = block(P, i, cfg, x, None)
+    x = block(P, cfg.n_layers - 1, cfg, x, [p % T for p in positions], hidden)  # (…, B, Q, d)
+    if cfg.norm == "pre":
+        x = layer_norm(x, P["ln_final.weight"], P["ln_final.bias"])
+    return linear(x, P["embed.weight"] if cfg.tied else P["unembed.weight"])  # (…, B, Q, vocab)
+
+
+def mlp_logits(P: Params, cfg: RunConfig, operands: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
+    """Answer logits ``(…, B, p)`` of the MLP on one-hot operand pairs ``(…, B, 2)``; ``hidden`` collects
+    the first layer's activations."""
+    w0 = P["layers.0.weight"]
+    x = F.one_hot(operands, cfg.p).flatten(-2).to(w0.dtype)  # (…, B, 2p)
+    for i in range(cfg.n_layers + 1):
+        x = linear(x, P[f"layers.{i}.weight"], P[f"layers.{i}.bias"])
+        if i < cfg.n_layers:
+            x = ACTIVATIONS[cfg.act](x)
+            if i == 0 and hidden is not None:
+                hidden.append(x)
+    return x
+
+
+def answer_logits(P: Params, cfg: RunConfig, inputs: torch.Tensor, hidden: list | None = None) -> torch.Tensor:
+    """The logits training needs, ``(…, B, n_out)``, read at the answer (last) position."""
+    if cfg.model == "mlp":
+        return mlp_logits(P, cfg, inputs, hidden)
+    return transformer_logits(P, cfg, inputs, (-1,), hidden)[..., 0, :]

@@ -1,0 +1,101 @@
+"""Running a sweep: groups of runs submitted to an executor (a local process pool or a Dask cluster).
+
+The coordinator (:func:`execute_sweep`) writes the sweep index and submits one task per group; a task
+(:func:`run_group`) trains its runs — as one stacked model when they share a shape, else one by one — and
+writes only its own run stores.  Any ``concurrent.futures.Executor`` works: ``ProcessPoolExecutor`` here,
+``distributed.Client.get_executor()`` on a Dask cluster (local, or Slurm through dask-jobqueue).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from grokscope.config import RunConfig
+from grokscope.store import RunStore, is_run_store
+from grokscope.sweep import Sweep, groups
+
+
+def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | None = None) -> list[dict[str, Any]]:
+    """Train one group of runs (a worker task).  Returns one ``{store, status[, error]}`` per run.
+
+    Stores left incomplete by a stopped sweep are removed and trained again; complete ones are kept.
+    """
+    from grokscope.trainers.batched import train_batched
+    from grokscope.trainers.train import train
+
+    if threads:
+        torch.set_num_threads(threads)
+    todo = []
+    for cfg, out in zip(configs, outs):
+        path = Path(out)
+        if path.exists():
+            if is_run_store(path) and RunStore(path).status == "complete":
+                continue
+            shutil.rmtree(path)  # a run stopped mid-way: train it again from the start
+        path.parent.mkdir(parents=True, exist_ok=True)
+        todo.append((RunConfig.from_dict(cfg), path))
+    try:
+        if len(todo) > 1 and todo[0][0].optimizer in ("adam", "adamw"):
+            train_batched([c for c, _ in todo], [p for _, p in todo])
+        else:
+            for cfg, path in todo:
+                train(cfg, path)
+    except Exception as exc:  # report, don't kill the sweep: other groups go on
+        return [{"store": out, "status": "failed", "error": f"{type(exc).__name__}: {exc}"} for out in outs]
+    return [{"store": out, "status": "complete"} for out in outs]
+
+
+def local_executor(workers: int) -> cf.Executor:
+    """A process pool (spawned workers: safe with torch's thread pools)."""
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def dask_executor(scheduler: str | None, workers: int):
+    """An executor on a Dask cluster: the scheduler at ``scheduler``, or a LocalCluster of ``workers``
+    single-threaded worker processes.  Returns ``(executor, client)``; close the client when done."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                     dashboard_address=None))
+    return client.get_executor(), client
+
+
+def execute_sweep(sweep: Sweep, executor: cf.Executor, *, batch: bool = True, max_batch: int = 64,
+                  workers: int = 1, on_done: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Train every run of ``sweep`` that is not complete; returns the final index document.
+
+    ``on_done(done, total)`` is called as groups finish (the CLI's progress bar).
+    """
+    sweep.root.mkdir(parents=True, exist_ok=True)
+    sweep.write_index()
+    pending = {rid: cfg for rid, cfg in sweep.runs.items() if sweep.status(rid) != "complete"}
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    futures = {}
+    for ids in groups(pending, max_batch if batch else 1):
+        args = ([pending[rid].to_dict() for rid in ids], [str(sweep.store_path(rid)) for rid in ids], threads)
+        futures[executor.submit(run_group, *args)] = ids
+    failures: dict[str, str] = {}
+    done = 0
+    for future in cf.as_completed(futures):
+        for result in future.result():
+            if result["status"] == "failed":
+                failures[Path(result["store"]).stem] = result["error"]
+        done += len(futures[future])
+        if on_done:
+            on_done(done, len(pending))
+    index = sweep.index()
+    for rid, error in failures.items():
+        index["runs"][rid].update(status="failed", error=error)
+    sweep.write_index(index)
+    return {**index, "trained": len(pending), "already_complete": len(sweep.runs) - len(pending)}
