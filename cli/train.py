@@ -66,13 +66,25 @@ def build_config(preset: Optional[str], values: dict[str, Any]) -> RunConfig:
 
 
 def train_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run store to create (a .zarr directory).")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run store to create (a .zarr "
+                                                                     "directory).")] = None,
     preset: Annotated[Optional[str], typer.Option(help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run store at --out.")] = False,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue a stopped run from its last commit (its "
+                                                        "own config; no other flags).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     **values: Any,
 ) -> None:
     """Train one run and write its metrics and checkpoints into a Zarr run store."""
+    if resume is not None:
+        flags = (["--out"] * (out is not None) + ["--preset"] * (preset is not None)
+                 + ["--" + k.replace("_", "-") for k, v in values.items() if v is not None])
+        if flags:
+            raise ConfigError(f"--resume continues a run with its own config; drop {', '.join(flags)}")
+        _run(None, resume, quiet, resume=True)
+        return
+    if out is None:
+        raise ConfigError("give --out STORE (or --resume STORE)")
     cfg = build_config(preset, values)
     if out.exists():
         if not overwrite:
@@ -80,14 +92,23 @@ def train_command(
         remove_store(out)
     if not out.parent.exists():
         out.parent.mkdir(parents=True)
+    _run(cfg, out, quiet)
+
+
+def _run(cfg: Optional[RunConfig], out: Path, quiet: bool, resume: bool = False) -> None:
     try:
         from grokscope.trainers import train
     except ImportError as exc:  # analysis works without torch; training does not
         raise ConfigError(f"training needs torch ({exc}); install it with `pip install torch`") from None
     from grokscope.cli.progress import TrainingProgress
+    from grokscope.store import RunStore
 
-    with TrainingProgress(cfg.steps, enabled=not quiet) as progress:
-        path = train(cfg, out, on_flush=progress.update)
+    steps = cfg.steps if cfg is not None else int(RunStore(out).config["steps"])
+    with TrainingProgress(steps, enabled=not quiet) as progress:
+        path = train(cfg, out, on_flush=progress.update, resume=resume)
+    status = RunStore(path).attrs
+    if status.get("status") == "diverged":
+        print(f"{path}: diverged at step {status.get('diverged_at')} (non-finite train loss)", file=sys.stderr)
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -19,13 +19,16 @@ from grokscope.errors import ConfigError
 
 
 OPS = ("+", "-", "*", "/")
-INPUT_FORMATS = ("zhu", "nanda")
+INPUT_FORMATS = ("zhu", "nanda", "singh")
 MODELS = ("transformer", "mlp")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 NORMS = ("pre", "post", "none")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 TASKS = ("modular",)
 LOSS_DTYPES = ("float64", "float32")
+LOSSES = ("ce", "stablemax")
+KD_SETUPS = ("none", "single", "joint", "continual")
+KD_POSITIONS = ("operator", "answer")
 
 
 def is_prime(n: int) -> bool:
@@ -43,7 +46,8 @@ class RunConfig:
     task: str = "modular"  # the only task so far; others (seed-001 datasets, text, images) plug in here
     op: str = "+"  # a ∘ b mod p, ∘ in + - * / (÷ multiplies by the modular inverse, b ≠ 0)
     p: int = 113  # the modulus; must be prime for ÷
-    input_format: str = "zhu"  # zhu: `a + b % p =` (answer at `=`); nanda: `a b =`
+    input_format: str = "zhu"  # zhu: `a + b % p =` (answer at `=`); nanda: `a b =`; singh: `a b @ P` (answer at P)
+    moduli: str | None = None  # singh: the study's moduli sharing one vocabulary, e.g. "113,107" (None: p alone)
     train_ratio: float = 0.75  # share of all pairs in the train pool; the rest is the fixed test set
     split_seed: int = 0  # seeds the pool/test split, shared by every run of a study
     n_train: int | None = None  # training examples drawn from the pool (None: from frac)
@@ -70,12 +74,22 @@ class RunConfig:
     batch_size: int | None = None  # None: full batch (the papers' setting)
     steps: int = 10_000  # optimiser updates; metrics are logged for steps 0..steps
     eval_every: int = 1  # test-set evaluation cadence in steps (the papers evaluate every step)
+    loss: str = "ce"  # training loss: ce (softmax cross-entropy) or stablemax (Prieto et al.); test loss is ce
     loss_dtype: str = "float64"  # float32 log-softmax underflows once train loss < ~1e-7
     seed: int = 0  # data subset, initialisation and batch order
     device: str = "auto"  # auto: cuda, then mps, then cpu
     # --- checkpoints ----------------------------------------------------------------------------------
     ckpt_every: int | None = None  # checkpoint every K steps (None: steps // 100, at least 1)
     ckpt_early: int = 16  # extra log-spaced checkpoints in the first ckpt_every steps
+    on_divergence: str = "stop"  # a non-finite train loss: stop (status diverged) or continue logging
+    # --- distillation (grokscope distill, seed 000) -------------------------------------------------------
+    kd_setup: str = "none"  # none (plain training), single (teacher → student), joint (two teachers), continual
+    teacher: str | None = None  # run store of the teacher (joint: the first task's, p1)
+    teacher2: str | None = None  # joint only: run store of the second task's teacher (p2, the student's own task)
+    teacher_ckpt: int = -1  # checkpoint index of the teachers' weights (-1: the last)
+    kd_alpha: float = 0.5  # L = (1 − α)·CE + α·KL(q_T ‖ q_S); 0: no distillation, 1: pure distillation
+    temperature: float = 1.0  # t in q = softmax(logits / t) (the KL is not rescaled by t²)
+    kd_position: str = "operator"  # where q_T, q_S are read: operator (the @ token, seed 000) or answer
     preset: str | None = field(default=None, compare=False)  # the preset this config started from
 
     def __post_init__(self) -> None:
@@ -87,8 +101,11 @@ class RunConfig:
         _choice("norm", self.norm, NORMS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
+        _choice("loss", self.loss, LOSSES)
+        _choice("on_divergence", self.on_divergence, ("stop", "continue"))
         if self.p < 3:
             raise ConfigError(f"p must be at least 3, got {self.p}")
+        self._check_moduli()
         if self.op == "/" and not is_prime(self.p):
             raise ConfigError(f"op '/' needs a prime p (modular inverse), got composite p={self.p}")
         if not 0 < self.train_ratio < 1:
@@ -115,6 +132,48 @@ class RunConfig:
             raise ConfigError(f"betas must be in [0, 1), got ({self.beta1}, {self.beta2})")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             raise ConfigError(f"device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
+        self._check_distillation()
+
+    def _check_moduli(self) -> None:
+        """Canonicalise ``moduli`` (ascending, comma-separated) so equal studies give equal vocabularies."""
+        if self.moduli is None:
+            return
+        if self.input_format != "singh":
+            raise ConfigError(f"moduli applies to input_format singh, not {self.input_format!r}")
+        try:
+            values = sorted({int(m) for m in str(self.moduli).replace(",", " ").split()})
+        except ValueError:
+            raise ConfigError(f"moduli must be integers separated by commas, got {self.moduli!r}") from None
+        if not values or values[0] < 3:
+            raise ConfigError(f"moduli must be integers of at least 3, got {self.moduli!r}")
+        if self.p not in values:
+            raise ConfigError(f"p={self.p} is not among moduli {self.moduli!r}; add it to the study's moduli")
+        object.__setattr__(self, "moduli", ",".join(map(str, values)))
+
+    def _check_distillation(self) -> None:
+        _choice("kd_setup", self.kd_setup, KD_SETUPS)
+        _choice("kd_position", self.kd_position, KD_POSITIONS)
+        if not 0 <= self.kd_alpha <= 1:
+            raise ConfigError(f"kd_alpha must be in [0, 1], got {self.kd_alpha}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.kd_setup == "none":
+            for name in ("teacher", "teacher2", "teacher_ckpt", "kd_alpha", "temperature", "kd_position"):
+                if getattr(self, name) != getattr(RunConfig, name):
+                    raise ConfigError(f"{name} applies to distillation runs only (grokscope distill)")
+            return
+        if self.teacher is None:
+            raise ConfigError(f"kd_setup {self.kd_setup!r} needs a teacher run store")
+        if (self.teacher2 is not None) != (self.kd_setup == "joint"):
+            raise ConfigError("joint distillation takes two teachers (teacher and teacher2), the others one")
+        if self.model != "transformer":
+            raise ConfigError("distillation reads logits at token positions: it needs model transformer")
+        if self.kd_position == "operator" and self.input_format == "nanda":
+            raise ConfigError("input_format nanda has no operator token; use kd_position answer")
+
+    def study_moduli(self) -> tuple[int, ...]:
+        """The moduli sharing this run's vocabulary, ascending (``(p,)`` when ``moduli`` is None)."""
+        return (self.p,) if self.moduli is None else tuple(int(m) for m in self.moduli.split(","))
 
     # --- conversions ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -161,6 +220,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         input_format="nanda", p=113, op="+", train_ratio=0.3, frac=1.0, model="transformer", n_layers=1,
         d_model=128, n_heads=4, d_mlp=512, act="relu", norm="none", tied=False, init_std=128 ** -0.5,
         optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98, weight_decay=1.0, steps=25_000,
+    ),
+    # Seed 000 (Singh et al.): `a b @ P`, StableMax CE, AdamW lr 1e-3 wd 1, batch 2048, 15k steps [V].  Sizes
+    # the paper does not state [NF], chosen here: Nanda's 1-layer decoder (d 128, 4 heads, d_mlp 512, ReLU, no
+    # LayerNorm, untied), moduli 107 and 113 sharing one vocabulary (113 numbers, @, one token per modulus),
+    # and a fixed test set of half the pairs: frac is a share of the pool, so the paper's 35/30/25/20/10% of all
+    # pairs are --frac 0.7/0.6/0.5/0.4/0.2.  Fourth token the modulus, KD at the @ token: see docs/distill.md.
+    "singh2025": dict(
+        input_format="singh", moduli="107,113", p=113, op="+", train_ratio=0.5, frac=0.7, model="transformer",
+        n_layers=1, d_model=128, n_heads=4, d_mlp=512, act="relu", norm="none", tied=False,
+        init_std=128 ** -0.5, loss="stablemax", optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98,
+        weight_decay=1.0, batch_size=2048, steps=15_000,
     ),
     # Groks on 2 CPU cores in a few minutes: memorizes early, generalizes clearly later.
     "demo": dict(

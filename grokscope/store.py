@@ -107,52 +107,83 @@ class RunWriter:
         self.path = Path(path)
         if self.path.exists():
             raise StoreError(f"{self.path} already exists")
-        self.n_steps = n_steps
-        self.ckpt_steps = np.asarray(ckpt_steps, dtype=np.int64)
+        ckpt_steps = np.asarray(ckpt_steps, dtype=np.int64)
+        if step_values is not None and len(step_values) != n_steps:
+            raise StoreError(f"step_values has {len(step_values)} entries for {n_steps} steps")
+        # Built in a hidden sibling and renamed into place: a store appears whole or not at all.
+        building = self.path.parent / f".{self.path.name}.creating-{os.getpid()}"
+        if building.exists():
+            shutil.rmtree(building)
+        try:
+            self._create(building, attrs, n_steps, metrics, params, ckpt_steps, coords, data, step_values)
+            os.rename(building, self.path)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        self._attach()
+
+    @staticmethod
+    def _create(building, attrs, n_steps, metrics, params, ckpt_steps, coords, data, step_values) -> None:
+        """Every array of the layout, preallocated (NaN fill), in the directory ``building``."""
         root_attrs = {
             **attrs,
             "grokscope": {"schema_version": SCHEMA_VERSION, "kind": "run"},
             "committed": {"steps": 0, "ckpts": 0},
             "status": "running",
         }
-        self.root = zarr.open_group(str(self.path), mode="w-", zarr_format=3, attributes=root_attrs)
-        step = self.root.create_array("step", shape=(n_steps,), dtype="int64", chunks=(METRIC_CHUNK,),
-                                      dimension_names=["step"], attributes={"units": "optimizer steps"})
-        if step_values is not None and len(step_values) != n_steps:
-            raise StoreError(f"step_values has {len(step_values)} entries for {n_steps} steps")
+        root = zarr.open_group(str(building), mode="w-", zarr_format=3, attributes=root_attrs)
+        step = root.create_array("step", shape=(n_steps,), dtype="int64", chunks=(METRIC_CHUNK,),
+                                 dimension_names=["step"], attributes={"units": "optimizer steps"})
         step[:] = np.arange(n_steps) if step_values is None else np.asarray(step_values, dtype=np.int64)
         for name, values in (coords or {}).items():
             values = np.asarray(values)
             dtype = str if values.dtype.kind == "U" else values.dtype  # variable-length strings: a v3 dtype
-            arr = self.root.create_array(name, shape=values.shape, dtype=dtype,
-                                         chunks=values.shape, dimension_names=[name])
+            arr = root.create_array(name, shape=values.shape, dtype=dtype, chunks=values.shape,
+                                    dimension_names=[name])
             arr[:] = values
         for name, (dim, values) in (data or {}).items():
             values = np.asarray(values)
-            arr = self.root.create_array(name, shape=values.shape, dtype=values.dtype,
-                                         chunks=(max(1, len(values)),), dimension_names=[dim])
+            arr = root.create_array(name, shape=values.shape, dtype=values.dtype,
+                                    chunks=(max(1, len(values)),), dimension_names=[dim])
             arr[:] = values
-        self.metrics = {}
         for name, extra in metrics.items():
             shape = (n_steps, *(size for _, size in extra))
             rows = max(1024, METRIC_CHUNK // max(1, int(np.prod(shape[1:]))))  # chunks of ≤ ~128 KiB raw
-            self.metrics[name] = self.root.create_array(
+            root.create_array(
                 name, shape=shape, dtype="float64", chunks=(rows, *shape[1:]), fill_value=np.nan,
                 dimension_names=["step", *(dim for dim, _ in extra)])
-        ckpt = self.root.create_group("checkpoints", attributes={"description": "parameters at checkpoints"})
-        n_ckpt = len(self.ckpt_steps)
+        ckpt = root.create_group("checkpoints", attributes={"description": "parameters at checkpoints"})
+        n_ckpt = len(ckpt_steps)
         ckpt_step = ckpt.create_array("step", shape=(n_ckpt,), dtype="int64", chunks=(max(1, n_ckpt),),
                                       dimension_names=["ckpt"], attributes={"units": "optimizer steps"})
-        ckpt_step[:] = self.ckpt_steps
-        self.params = {}
+        ckpt_step[:] = ckpt_steps
         for spec in params:
             per_chunk, per_shard = checkpoint_chunking(n_ckpt, spec.shape)
-            self.params[spec.name] = ckpt.create_array(
+            ckpt.create_array(
                 spec.name, shape=(n_ckpt, *spec.shape), dtype="float32", chunks=(per_chunk, *spec.shape),
                 shards=None if per_shard is None else (per_shard, *spec.shape), fill_value=np.nan,
                 dimension_names=["ckpt", *spec.dims], attributes={"coordinates": "step"})
-        self.steps_written = 0
-        self.ckpts_written = 0
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike) -> RunWriter:
+        """The writer of an existing store, positioned at its commit marker (to resume a run)."""
+        writer = cls.__new__(cls)
+        writer.path = Path(path)
+        RunStore(writer.path)  # refuses anything that is not a readable grokscope store
+        writer._attach()
+        return writer
+
+    def _attach(self) -> None:
+        self.root = zarr.open_group(str(self.path), mode="r+")
+        ckpt = self.root["checkpoints"]
+        self.ckpt_steps = np.asarray(ckpt["step"][...])
+        self.metrics = {name: arr for name, arr in self.root.arrays()
+                        if name != "step" and (arr.metadata.dimension_names or ("",))[0] == "step"}
+        self.params = {name: arr for name, arr in ckpt.arrays() if name != "step"}
+        committed = self.root.attrs.get("committed", {})
+        self.steps_written = int(committed.get("steps", 0))
+        self.ckpts_written = int(committed.get("ckpts", 0))
+        self.resume: dict[str, Any] | None = committed.get("resume")
 
     def metric_writes(self, start: int, block: Mapping[str, np.ndarray]) -> list[Awaitable]:
         """Writes of rows ``start : start + len`` of each named per-step array (not yet committed), as
@@ -171,8 +202,13 @@ class RunWriter:
     def commit_write(self) -> Awaitable:
         """The commit (an atomic rewrite of the root metadata), as an awaitable: run it only after the
         writes it covers have finished."""
-        return self.root._async_group.update_attributes(
-            {"committed": {"steps": self.steps_written, "ckpts": self.ckpts_written}})
+        return self.root._async_group.update_attributes({"committed": self._marker()})
+
+    def _marker(self) -> dict[str, Any]:
+        marker: dict[str, Any] = {"steps": self.steps_written, "ckpts": self.ckpts_written}
+        if self.resume is not None:
+            marker["resume"] = self.resume
+        return marker
 
     def write_metrics(self, start: int, block: Mapping[str, np.ndarray]) -> None:
         """Write rows ``start : start + len`` of each named per-step array (not yet committed)."""
@@ -188,8 +224,7 @@ class RunWriter:
 
     def finalize(self, status: str = "complete", **attrs: Any) -> None:
         """Commit, record the final status (and any summary attrs) and consolidate metadata once."""
-        self.root.attrs.update({"committed": {"steps": self.steps_written, "ckpts": self.ckpts_written},
-                                "status": status, **attrs})
+        self.root.attrs.update({"committed": self._marker(), "status": status, **attrs})
         _quiet_consolidate(self.path)
 
 

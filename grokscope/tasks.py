@@ -1,8 +1,9 @@
 """Modular-arithmetic tasks as numpy arrays: all pairs, their token sequences, the split and nested subsets.
 
 Pure numpy, so analysis code (Fourier measures need ``p`` and the token layout) and the trainer share one
-definition.  The answer is always read at the *last* input position: the model sees ``a + b % p =`` (zhu) or
-``a b =`` (nanda) and predicts ``c`` there, so the answer token itself is never fed to the model.
+definition.  The answer is always read at the *last* input position: the model sees ``a + b % p =`` (zhu),
+``a b =`` (nanda) or ``a b @ P`` (singh) and predicts ``c`` there, so the answer token itself is never fed to
+the model.
 
 Randomness is layered so that studies compare like with like:
 
@@ -14,6 +15,7 @@ Randomness is layered so that studies compare like with like:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,8 @@ from grokscope.config import ConfigError, RunConfig
 # Streams of numpy's SeedSequence, so the split and the subset never share random numbers.
 _SPLIT_STREAM = 0x5EED_0001
 _SUBSET_STREAM = 0x5EED_0002
+SEQ_LEN = {"zhu": 6, "nanda": 3, "singh": 4}  # input tokens per format
+OPERATOR_POSITION = {"zhu": 1, "singh": 2}  # where the operator token sits (nanda has none)
 
 
 @dataclass(frozen=True)
@@ -71,12 +75,23 @@ def modular_pairs(op: str, p: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([a, b], axis=1).astype(np.int64), c.astype(np.int64)
 
 
-def vocabulary(op: str, p: int, input_format: str) -> tuple[str, ...]:
+def vocabulary(op: str, p: int, input_format: str, moduli: Sequence[int] | None = None) -> tuple[str, ...]:
     """Token texts by id: numbers first (so a number's id is its value), then the format's symbols.
 
     zhu: ``0 … p`` (``p`` is the written modulus), then the operator, ``=``, ``%`` → ``p + 4`` tokens (seed 002
     writes ``+`` there; other operators take the same slot).  nanda: ``0 … p−1`` then ``=`` → ``p + 1`` tokens.
+    singh (seed 000): one vocabulary for every modulus of a study (``moduli``, default ``(p,)``), so teachers
+    and students on different moduli share token ids: ``0 … max−1``, ``@``, then ``mod{P}`` per modulus in
+    ascending order → ``max + 1 + len(moduli)`` tokens (116 for 107 and 113).
+
+    Examples
+    --------
+    >>> vocabulary("+", 5, "singh", moduli=(5, 3))
+    ('0', '1', '2', '3', '4', '@', 'mod3', 'mod5')
     """
+    if input_format == "singh":
+        study = sorted(set(moduli or ()) | {p})
+        return tuple(str(i) for i in range(study[-1])) + ("@",) + tuple(f"mod{m}" for m in study)
     numbers = tuple(str(i) for i in range(p))
     if input_format == "zhu":
         return numbers + (str(p), op, "=", "%")
@@ -85,17 +100,20 @@ def vocabulary(op: str, p: int, input_format: str) -> tuple[str, ...]:
     raise ConfigError(f"unknown input_format {input_format!r}")
 
 
-def encode(operands: np.ndarray, p: int, op: str, input_format: str) -> np.ndarray:
+def encode(operands: np.ndarray, p: int, op: str, input_format: str,
+           moduli: Sequence[int] | None = None) -> np.ndarray:
     """Token ids ``(N, T)`` for operand pairs ``(N, 2)``; the answer is predicted at the last position."""
-    vocab = vocabulary(op, p, input_format)
+    vocab = vocabulary(op, p, input_format, moduli)
     ids = {t: i for i, t in enumerate(vocab)}
     a, b = operands[:, 0], operands[:, 1]
     n = len(operands)
+    const = lambda tok: np.full(n, ids[tok], dtype=np.int64)  # noqa: E731
     if input_format == "zhu":  # a + b % p =
-        const = lambda tok: np.full(n, ids[tok], dtype=np.int64)  # noqa: E731
         cols = [a, const(op), b, const("%"), const(str(p)), const("=")]
+    elif input_format == "singh":  # a b @ P
+        cols = [a, b, const("@"), const(f"mod{p}")]
     else:  # a b =
-        cols = [a, b, np.full(n, ids["="], dtype=np.int64)]
+        cols = [a, b, const("=")]
     return np.stack(cols, axis=1).astype(np.int64)
 
 
@@ -139,7 +157,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         n_train = max(1, int(round((cfg.frac if cfg.frac is not None else 1.0) * pool)))
     if n_train > pool:
         raise ConfigError(f"n_train={n_train} exceeds the train pool of {pool} examples")
-    seq_len = 6 if cfg.input_format == "zhu" else 3
+    seq_len = SEQ_LEN[cfg.input_format]
     n_ctx = cfg.n_ctx if cfg.n_ctx is not None else seq_len
     if n_ctx < seq_len:
         raise ConfigError(f"n_ctx={n_ctx} is shorter than the {seq_len}-token input")
@@ -160,9 +178,9 @@ def build_task(cfg: RunConfig) -> ModularTask:
     pool_idx, test_idx = split_pool(len(targets), cfg.train_ratio, cfg.split_seed)
     return ModularTask(
         operands=operands,
-        tokens=encode(operands, cfg.p, cfg.op, cfg.input_format),
+        tokens=encode(operands, cfg.p, cfg.op, cfg.input_format, cfg.study_moduli()),
         targets=targets,
-        vocab=vocabulary(cfg.op, cfg.p, cfg.input_format),
+        vocab=vocabulary(cfg.op, cfg.p, cfg.input_format, cfg.study_moduli()),
         pool_idx=pool_idx,
         test_idx=test_idx,
         train_idx=nested_subset(pool_idx, cfg.n_train, cfg.seed),

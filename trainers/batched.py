@@ -25,6 +25,7 @@ from grokscope.sweep import MEMBER_FIELDS, group_key
 from grokscope.tasks import resolve
 from grokscope.trainers.data import load_task
 from grokscope.trainers.functional import answer_logits
+from grokscope.trainers.losses import loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.recording import OnFlush, Recorder, create_writer
 from grokscope.trainers.train import resolve_device
@@ -132,7 +133,7 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
             xb, yb, wb, nb = train_x, train_y, mask, n
         with torch.set_grad_enabled(not last):
             logits = answer_logits(P, cfg, xb)  # (M, B, n_out)
-            ce = _member_ce(logits, yb, cfg.loss_dtype)  # (M, B)
+            ce = loss_fn(cfg, reduction="none")(logits, yb)  # (M, B): cfg.loss, softmax or StableMax CE
             loss = (ce if wb is None else ce * wb).sum(1) / nb  # (M,): each member's mean over its examples
         with torch.no_grad():
             hit = (logits.argmax(-1) == yb).to(torch.float64)

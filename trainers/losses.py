@@ -1,11 +1,21 @@
-"""Losses on the answer logits.  New losses (StableMax, distillation) join here behind ``loss_fn``."""
+"""Losses on the answer logits: softmax and StableMax cross-entropy, and seed 000's distillation loss.
+
+``loss_fn(cfg)`` is the training loss a config asks for (``cfg.loss``); test loss is always softmax
+cross-entropy, so test curves of CE and StableMax runs compare directly.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from grokscope.config import RunConfig
+
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "float64") -> torch.Tensor:
@@ -15,6 +25,76 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "flo
     below ~1e-7, which flattens the late loss curve that grokking analyses read.
     """
     return F.cross_entropy(logits.to(_DTYPES[dtype]), targets)
+
+
+def stablemax_log_scale(x: torch.Tensor) -> torch.Tensor:
+    """``g(x) = log s(x)``: ``log(1 + x)`` for x ≥ 0, ``−log(1 − x)`` for x < 0 (Prieto et al.).
+
+    StableMax is ``softmax(g(x))``; ``g`` grows like ``log|x|``, so scaling the logits up cannot push the
+    probabilities to exact 0/1 the way softmax does (no "softmax collapse").  Both branches see clamped
+    inputs, so the branch ``where`` discards never makes a NaN gradient (``g′(0) = 1``).
+    """
+    return torch.where(x >= 0, torch.log1p(x.clamp(min=0)), -torch.log1p((-x).clamp(min=0)))
+
+
+def stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """StableMax probabilities ``s(x_i) / Σ_j s(x_j)`` with ``s(x) = x + 1`` (x ≥ 0), ``1 / (1 − x)`` (x < 0).
+
+    Examples
+    --------
+    >>> stablemax(torch.tensor([1.0, -1.0])).tolist()  # s = (2, 0.5)
+    [0.800000011920929, 0.20000000298023224]
+    """
+    return torch.softmax(stablemax_log_scale(logits), dim=dim)
+
+
+def stablemax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "float64",
+                            reduction: str = "mean") -> torch.Tensor:
+    """``−log StableMax(logits)[target]`` of ``logits (B, C)``, ``targets (B,)``; computed in ``dtype`` as a
+    log-softmax of ``g(logits)`` (log-sum-exp: no overflow, no log of 0)."""
+    return F.cross_entropy(stablemax_log_scale(logits.to(_DTYPES[dtype])), targets, reduction=reduction)
+
+
+def loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
+    """The training loss ``cfg.loss`` asks for, as ``f(logits (…, C), targets (…)) → loss``, in
+    ``cfg.loss_dtype``; ``reduction="none"`` keeps one value per example, shape ``(…)``."""
+    dtype = _DTYPES[cfg.loss_dtype]
+
+    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        x = logits.to(dtype)
+        if cfg.loss == "stablemax":
+            x = stablemax_log_scale(x)
+        if reduction == "mean" and x.dim() == 2:
+            return F.cross_entropy(x, targets)
+        per_example = F.cross_entropy(x.reshape(-1, x.shape[-1]), targets.reshape(-1), reduction="none")
+        per_example = per_example.view(targets.shape)  # (…)
+        return per_example if reduction == "none" else per_example.mean()
+
+    return loss
+
+
+def kl_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0,
+                  dtype: str = "float64") -> torch.Tensor:
+    """Mean over rows of ``KL(q_T ‖ q_S) = Σ q_T (log q_T − log q_S)``, ``q = softmax(logits / t)``;
+    logits ``(B, C)``.  Not multiplied by ``t²`` (seed 000's formula as written)."""
+    log_t = F.log_softmax(teacher_logits.to(_DTYPES[dtype]) / temperature, dim=-1)  # (B, C)
+    log_s = F.log_softmax(student_logits.to(_DTYPES[dtype]) / temperature, dim=-1)  # (B, C)
+    return (log_t.exp() * (log_t - log_s)).sum(-1).mean()
+
+
+def kd_loss(ce: torch.Tensor, teacher_logits: torch.Tensor, student_logits: torch.Tensor, alpha: float,
+            temperature: float = 1.0, dtype: str = "float64") -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed 000's loss ``L = (1 − α)·CE + α·KL(q_T ‖ q_S)`` and its KL term, given the (mean) task loss ``ce``
+    and the teacher's and student's logits ``(B, C)`` at the distilled position.
+
+    Examples
+    --------
+    >>> t, s = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 0.0]])
+    >>> [float(v) for v in kd_loss(torch.tensor(2.0), t, s, alpha=0.25)]  # KL of equal logits is 0
+    [1.5, 0.0]
+    """
+    kl = kl_divergence(teacher_logits, student_logits, temperature, dtype)
+    return (1 - alpha) * ce + alpha * kl, kl
 
 
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

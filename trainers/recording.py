@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -20,11 +21,13 @@ import torch
 
 import grokscope
 from grokscope.config import RunConfig
+from grokscope.resume import ResumeSlots
 from grokscope.store import ParamSpec, RunWriter, run_writes
 from grokscope.tasks import ModularTask
 
 SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # per-step metric columns
-FLUSH_ROWS = 1024  # steps buffered on the device before a block write
+# Steps buffered on the device before a block write (GROKSCOPE_FLUSH_ROWS overrides: tests, live dashboards).
+FLUSH_ROWS = int(os.environ.get("GROKSCOPE_FLUSH_ROWS", "1024"))
 FLUSH_SECONDS = 5.0  # ... or this long since the last one (at least), so live readers see progress
 
 OnFlush = Callable[[int, dict[str, float]], None]
@@ -64,7 +67,10 @@ class Recorder:
     """Buffers M members' per-step rows on the device and streams them, with checkpoints, to M stores."""
 
     def __init__(self, writers: Sequence[RunWriter], param_names: Sequence[str], ckpt_steps: np.ndarray,
-                 device: torch.device, on_flush: OnFlush | None = None) -> None:
+                 device: torch.device, on_flush: OnFlush | None = None, *, start: int = 0,
+                 resume_state: Callable[[], dict[str, np.ndarray]] | None = None) -> None:
+        """``start``: the first step to log (a resumed run); ``resume_state()``: the training state at the
+        start of the step being flushed, saved with every flush (single runs)."""
         self.writers = list(writers)
         self.names = list(param_names)
         self.ckpt_steps = ckpt_steps
@@ -73,8 +79,14 @@ class Recorder:
         self.rows = torch.empty((M, FLUSH_ROWS, len(SCALARS)), dtype=torch.float64, device=device)
         self.norm_rows = torch.empty((M, FLUSH_ROWS, len(self.names)), dtype=torch.float64, device=device)
         self.pending: list[list[torch.Tensor]] = []  # per checkpoint: one (M, …) tensor per parameter
-        self.first_row, self.next_ckpt, self.last_flush = 0, 0, time.monotonic()
+        self.next_ckpt = int(np.searchsorted(ckpt_steps, start))  # a resumed run rewrites from `start` on
+        for writer in self.writers:
+            writer.steps_written, writer.ckpts_written = start, self.next_ckpt
+        self.first_row, self.last_flush = start, time.monotonic()
         self.flush_seconds = FLUSH_SECONDS
+        self.resume_state = resume_state
+        self.slots = [ResumeSlots(w) for w in self.writers] if resume_state else []
+        self.diverged_at: list[int | None] = [None] * M  # first step with a non-finite train loss
         self.started = time.perf_counter()
 
     def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
@@ -108,15 +120,31 @@ class Recorder:
                 writes += writer.checkpoint_writes(writer.ckpts_written,
                                                    {name: ckpts[j][m] for j, name in enumerate(self.names)})
         run_writes(writes)
+        if self.slots:  # the state at the start of `upto`: a resumed run re-runs step `upto` exactly
+            state = self.resume_state()
+            run_writes([w for slots in self.slots for w in slots.writes(upto, state)])
+            for slots in self.slots:
+                slots.mark()
         run_writes([writer.commit_write() for writer in self.writers])
         self.pending = []
+        for m in range(len(self.writers)):
+            bad = np.flatnonzero(~np.isfinite(block[m, :, 0]))
+            if self.diverged_at[m] is None and len(bad):
+                self.diverged_at[m] = self.first_row + int(bad[0])
         # keep writing ≲ 10% of the time: many stores (a batched group) flush less often
         self.flush_seconds = max(FLUSH_SECONDS, 10 * (time.monotonic() - started))
         self.first_row, self.last_flush = upto + 1, time.monotonic()
         if self.on_flush:
             self.on_flush(upto, {name: float(v) for name, v in zip(SCALARS, block[0, -1])})
 
+    @property
+    def diverged(self) -> bool:
+        return any(step is not None for step in self.diverged_at)
+
     def finalize(self, steps: int) -> None:
+        """Final commit of every store: ``complete``, or ``diverged`` with ``diverged_at`` (the step)."""
         elapsed = time.perf_counter() - self.started
-        for writer in self.writers:
-            writer.finalize("complete", wall_time_s=round(elapsed, 3), steps_per_s=round(steps / elapsed, 2))
+        for writer, diverged in zip(self.writers, self.diverged_at):
+            extra = {"diverged_at": diverged} if diverged is not None else {}
+            writer.finalize("diverged" if diverged is not None else "complete", wall_time_s=round(elapsed, 3),
+                            steps_per_s=round(steps / elapsed, 2), **extra)

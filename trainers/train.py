@@ -16,11 +16,15 @@ from pathlib import Path
 import torch
 
 from grokscope.config import RunConfig
+from grokscope.errors import StoreError
+from grokscope.resume import load_resume_state
+from grokscope.store import RunWriter
 from grokscope.tasks import resolve
 from grokscope.trainers.data import load_task
-from grokscope.trainers.losses import accuracy, cross_entropy
+from grokscope.trainers.losses import accuracy, cross_entropy, loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.recording import OnFlush, Recorder, create_writer
+from grokscope.trainers.resume import capture, restore
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else is taken as given."""
@@ -40,18 +44,28 @@ def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     return cls(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
-def train(cfg: RunConfig, out: str | Path, *, on_flush: OnFlush | None = None) -> Path:
+def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = None,
+          resume: bool = False) -> Path:
     """Train one run and write its store at ``out`` (which must not exist).  Returns the store path.
 
-    ``on_flush(step, latest)`` is called after every block write with the newest logged values (the CLI's
-    progress bar).  Validation errors (:class:`~grokscope.config.ConfigError`) happen before anything is
-    written.
+    With ``resume=True``, ``out`` is a stopped run's store: its own config is used (``cfg`` is ignored) and
+    training continues from its last commit, reproducing the uninterrupted run exactly (on CPU, bit for
+    bit).  ``on_flush(step, latest)`` is called after every block write with the newest logged values (the
+    CLI's progress bar).  Validation errors (:class:`~grokscope.config.ConfigError`) happen before anything
+    is written.  A non-finite train loss ends the run with status ``diverged`` (``on_divergence="stop"``).
 
     Examples
     --------
     >>> from grokscope.config import from_preset
     >>> train(from_preset("demo", steps=200), "runs/tiny.zarr")  # doctest: +SKIP
     """
+    start, state = 0, None
+    if resume:
+        writer = RunWriter.reopen(out)
+        if writer.root.attrs.get("status") != "running":
+            raise StoreError(f"{out} is {writer.root.attrs.get('status')}; only a stopped run can resume")
+        cfg = RunConfig.from_dict(writer.root.attrs["config"])
+        start, state = load_resume_state(out)
     cfg = resolve(cfg)
     device = resolve_device(cfg.device)
     cfg = dataclasses.replace(cfg, device=str(device))
@@ -63,13 +77,19 @@ def train(cfg: RunConfig, out: str | Path, *, on_flush: OnFlush | None = None) -
     batch_gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     n_train = len(data.train_y)
 
-    writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()}, model.param_dims(),
-                           model.param_roles(), device)
-    recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush)
+    if state is not None:
+        restore(state, params, optimizer, batch_gen)
+    else:
+        writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()},
+                               model.param_dims(), model.param_roles(), device)
+    rng_at_step = batch_gen.get_state()  # the batch order at the start of the current step
+    recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, start=start,
+                        resume_state=lambda: capture(params, optimizer, rng_at_step))
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
 
-    for step in range(cfg.steps + 1):
+    for step in range(start, cfg.steps + 1):
         last = step == cfg.steps  # the final row: evaluate θ_steps, no update
+        rng_at_step = batch_gen.get_state()
         if cfg.batch_size is None or cfg.batch_size >= n_train:
             xb, yb = data.train_x, data.train_y
         else:
@@ -77,7 +97,7 @@ def train(cfg: RunConfig, out: str | Path, *, on_flush: OnFlush | None = None) -
             xb, yb = data.train_x[idx], data.train_y[idx]
         with torch.set_grad_enabled(not last):
             logits = model(xb)  # (B, n_out) at the answer position
-            loss = cross_entropy(logits, yb, cfg.loss_dtype)
+            loss = loss_fn(cfg)(logits, yb)  # cfg.loss: softmax or StableMax CE
 
         with torch.no_grad():
             if step % cfg.eval_every == 0 or last:
@@ -90,7 +110,7 @@ def train(cfg: RunConfig, out: str | Path, *, on_flush: OnFlush | None = None) -
             row = torch.cat([loss.detach().to(torch.float64).view(1), accuracy(logits, yb).view(1), test,
                              norms.square().sum().sqrt().view(1)])
             recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last)
-        if last:
+        if last or (recorder.diverged and cfg.on_divergence == "stop"):
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

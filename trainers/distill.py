@@ -1,0 +1,334 @@
+"""Knowledge distillation below the critical data size (seed 000, Singh et al.).
+
+The student minimises ``L = (1 − α)·CE + α·KL(q_T ‖ q_S)``, ``q = softmax(logits / t)``: CE is the config's
+training loss (``cfg.loss``, softmax or StableMax) on the answer logits; the KL compares the teacher's and the
+student's output distributions at ``cfg.kd_position``, the operator token ``@`` (seed 000) or the answer.
+Teachers are grokscope run stores, loaded at a checkpoint (``cfg.teacher_ckpt``, default the last), frozen and
+in eval mode; their targets are computed once, before the first step.  Three setups (``cfg.kd_setup``):
+
+* ``single``: a fresh student on its own task (``cfg.p``), distilled from a teacher of another task;
+* ``joint``: a fresh student on the union of two training sets: the first task's is exactly its teacher's
+  (``teacher``), the second is the student's own (``cfg.p``, ``cfg.frac``; teacher ``teacher2``); each example
+  is distilled from its own task's teacher (``kd_alpha 1``: pure distillation, ``0``: plain joint CE);
+* ``continual``: start from the teacher's weights (fresh optimizer state), train on the student's task and
+  distil from the frozen teacher, so that the teacher's task ("p1", the previous task) is not forgotten.
+
+The run store is the one :func:`grokscope.trainers.train` writes (so ``analyze``, ``cds`` and ``report`` read
+it unchanged): ``train_*`` are over the training batch (joint: both tasks), ``test_*`` over the student's own
+task's test set, and the config names the teachers.  Extra per-step arrays: ``train_ce`` and ``train_kl`` (the
+two terms of L); in joint and continual runs ``p1_test_loss`` and ``p1_test_acc`` on the first teacher's test
+set at every evaluation.  Root attributes: ``distill`` (each teacher's path, checkpoint, step and test
+accuracy) and, for continual runs, ``forgetting`` (:func:`forgetting_summary`).  Evaluation loss is softmax CE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grokscope.config import PRESETS, RunConfig, from_preset
+from grokscope.errors import ConfigError, StoreError
+from grokscope.store import METRIC_CHUNK, RunStore, RunWriter
+from grokscope.tasks import OPERATOR_POSITION, SEQ_LEN, build_task, resolve, vocabulary
+from grokscope.trainers.data import load_task
+from grokscope.trainers.losses import accuracy, cross_entropy, kd_loss, loss_fn
+from grokscope.trainers.models import build_model
+from grokscope.trainers.probe import load_model
+from grokscope.trainers.recording import FLUSH_ROWS, OnFlush, Recorder, create_writer
+from grokscope.trainers.train import make_optimizer, resolve_device
+
+# Fields a student does not take from its teacher: its own run's, and the teacher's own distillation.
+_NOT_INHERITED = ("n_train", "device", "kd_setup", "teacher", "teacher2", "teacher_ckpt", "kd_alpha",
+                  "temperature", "kd_position")
+# The architecture a continual student must share with its teacher (it starts from the teacher's weights).
+ARCHITECTURE = ("model", "n_layers", "d_model", "n_heads", "d_mlp", "act", "norm", "tied", "n_ctx")
+TEACHER_BATCH = 8192  # rows per teacher forward pass when computing the targets
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A frozen teacher: its store, the checkpoint used, its config, task split and model (eval mode)."""
+
+    path: Path
+    ckpt: int  # checkpoint index (non-negative)
+    step: int  # the training step of that checkpoint
+    cfg: RunConfig
+    vocab: tuple[str, ...]
+    train_idx: np.ndarray  # (n_train,) rows of its task it trained on
+    test_idx: np.ndarray  # (n_test,) its task's test set
+    model: torch.nn.Module
+
+
+def load_teacher(path: str | Path, ckpt: int = -1) -> Teacher:
+    """The teacher in run store ``path`` at checkpoint index ``ckpt`` (-1: the last), on the CPU, frozen.
+
+    Raises :class:`StoreError` for a path that is no grokscope-trained store, :class:`ConfigError` for a
+    checkpoint index out of range or an MLP teacher.
+    """
+    store = RunStore(path)
+    if store.n_ckpts == 0:
+        raise StoreError(f"teacher {store.path} has no committed checkpoints")
+    if not -store.n_ckpts <= ckpt < store.n_ckpts:
+        raise ConfigError(f"teacher_ckpt={ckpt} is out of range: {store.path} has {store.n_ckpts} checkpoints")
+    index = ckpt % store.n_ckpts
+    model, cfg = load_model(store, index)
+    if cfg.model != "transformer":
+        raise ConfigError(f"teacher {store.path} is an MLP; distillation needs a transformer teacher")
+    model.requires_grad_(False)
+    return Teacher(path=store.path, ckpt=index, step=int(store.checkpoint_steps()[index]), cfg=cfg,
+                   vocab=tuple(store.attrs["task"]["vocab"]), train_idx=np.asarray(store.read("train_idx")),
+                   test_idx=np.asarray(store.read("test_idx")), model=model.eval())
+
+
+def distill_config(teacher_cfg: RunConfig, preset: str | None = None, /, **values: Any) -> RunConfig:
+    """A student's resolved config: its (last) teacher's config, then ``preset``, then the given ``values``.
+
+    The student keeps its teacher's task format, vocabulary, model and schedule unless told otherwise; it
+    never inherits the teacher's data size (``frac`` is kept, ``n_train`` recomputed for the student's pool),
+    device or distillation settings, and values the teacher resolved from defaults (``d_mlp = 4·d_model``,
+    ``n_ctx`` = input length, ``ckpt_every = steps // 100``) are resolved again for the student.  ``None``
+    values are ignored.
+    """
+    base = {k: v for k, v in teacher_cfg.to_dict().items() if k not in _NOT_INHERITED}
+    if teacher_cfg.d_mlp == 4 * teacher_cfg.d_model:
+        base.pop("d_mlp")
+    if teacher_cfg.n_ctx == SEQ_LEN[teacher_cfg.input_format]:
+        base.pop("n_ctx")
+    if teacher_cfg.ckpt_every == max(1, teacher_cfg.steps // 100):
+        base.pop("ckpt_every")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        base.update(PRESETS[preset], preset=preset)
+    given = {k: v for k, v in values.items() if v is not None}
+    if "n_train" in given or "frac" in given:
+        base.pop("frac", None)
+    label = base.pop("preset", None)  # a label only: its values are already in base
+    return resolve(dataclasses.replace(from_preset(None, **{**base, **given}), preset=label))
+
+
+def teacher_paths(cfg: RunConfig) -> list[str]:
+    """The teacher stores a distillation config names, in order (``teacher``, then ``teacher2``)."""
+    return [p for p in (cfg.teacher, cfg.teacher2) if p is not None]
+
+
+def check_distillation(cfg: RunConfig) -> list[Teacher]:
+    """Load ``cfg``'s teachers and check that they can teach it; writes nothing.
+
+    Every teacher's vocabulary must equal the student's, token for token (seed 000: teacher and student
+    outputs align); a continual student must share its teacher's architecture; a joint student's task must be
+    ``teacher2``'s and differ from ``teacher``'s.  Raises :class:`ConfigError` naming the problem.
+    """
+    cfg = resolve(cfg)
+    if cfg.kd_setup == "none":
+        raise ConfigError("this config does not distil (kd_setup none); train it with grokscope train")
+    teachers = [load_teacher(path, cfg.teacher_ckpt) for path in teacher_paths(cfg)]
+    vocab = vocabulary(cfg.op, cfg.p, cfg.input_format, cfg.study_moduli())
+    for t in teachers:
+        if t.vocab != vocab:
+            missing = [tok for tok in vocab if tok not in set(t.vocab)]
+            what = (f"does not cover the student's task (no {', '.join(missing[:3])}{'…' if len(missing) > 3 else ''})"
+                    if missing else "orders or extends the student's tokens differently")
+            raise ConfigError(f"teacher {t.path}: its vocabulary ({len(t.vocab)} tokens, {t.cfg.input_format} "
+                              f"format, moduli {','.join(map(str, t.cfg.study_moduli()))}) {what}; train "
+                              f"teacher and student with --input-format singh and one --moduli")
+    if cfg.kd_setup == "continual":
+        for name in ARCHITECTURE:
+            if getattr(cfg, name) != getattr(teachers[0].cfg, name):
+                raise ConfigError(f"continual training starts from the teacher's weights: {name}="
+                                  f"{getattr(cfg, name)} differs from teacher {teachers[0].path}'s "
+                                  f"{getattr(teachers[0].cfg, name)}")
+    if cfg.kd_setup == "joint":
+        first, own = teachers
+        if (own.cfg.p, own.cfg.op) != (cfg.p, cfg.op):
+            raise ConfigError(f"joint: teacher2 {own.path} (p={own.cfg.p}, {own.cfg.op}) must teach the "
+                              f"student's own task (p={cfg.p}, {cfg.op})")
+        if first.cfg.p == cfg.p:
+            raise ConfigError(f"joint: teacher {first.path} teaches the student's own modulus p={cfg.p}; "
+                              f"the two teachers need different moduli")
+    return teachers
+
+
+def kd_position(cfg: RunConfig) -> int:
+    """The token position whose outputs are distilled: the operator token, or the answer (last) position."""
+    if cfg.kd_position == "answer":
+        return SEQ_LEN[cfg.input_format] - 1
+    return OPERATOR_POSITION[cfg.input_format]
+
+
+@torch.no_grad()
+def teacher_targets(teacher: Teacher, tokens: torch.Tensor, position: int) -> torch.Tensor:
+    """The teacher's logits ``(N, vocab)`` at ``position`` of ``tokens (N, T)``, in blocks."""
+    return torch.cat([teacher.model.logits_at(block, (position,))[:, 0]
+                      for block in tokens.split(TEACHER_BATCH)])
+
+
+def forgetting_summary(steps: np.ndarray, acc: np.ndarray) -> dict[str, Any]:
+    """Forgetting of the previous task from its test accuracy ``acc`` over ``steps`` (NaN: not evaluated):
+    the accuracy at the start, its minimum (and where), the largest drop below the start, the final value.
+
+    Examples
+    --------
+    >>> forgetting_summary(np.arange(4), np.array([1.0, 0.25, np.nan, 0.5]))["max_drop"]
+    0.75
+    """
+    seen = ~np.isnan(acc)
+    steps, acc = steps[seen], acc[seen]
+    low = int(np.argmin(acc))
+    return {"initial_acc": float(acc[0]), "min_acc": float(acc[low]), "min_step": int(steps[low]),
+            "max_drop": float(max(0.0, acc[0] - acc[low])), "final_acc": float(acc[-1])}
+
+
+class ExtraRecorder(Recorder):
+    """A one-store :class:`Recorder` with extra per-step scalar arrays, written before each commit."""
+
+    def __init__(self, writer: RunWriter, extra: Sequence[str], param_names: Sequence[str],
+                 ckpt_steps: np.ndarray, device: torch.device, on_flush: OnFlush | None = None) -> None:
+        n_steps = writer.metrics["train_loss"].shape[0]
+        for name in extra:  # preallocated like the standard metrics, before anything is committed
+            writer.metrics[name] = writer.root.create_array(
+                name, shape=(n_steps,), dtype="float64", chunks=(METRIC_CHUNK,), fill_value=np.nan,
+                dimension_names=["step"])
+        super().__init__([writer], param_names, ckpt_steps, device, on_flush)
+        self.extra = list(extra)
+        self.extra_rows = torch.empty((FLUSH_ROWS, len(self.extra)), dtype=torch.float64, device=device)
+        self.history: list[np.ndarray] = []  # flushed extra blocks, (n, len(extra)) each
+
+    def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
+            last: bool, extra: torch.Tensor | None = None) -> None:
+        """As :meth:`Recorder.log`, plus ``extra (len(extra),)`` for this step."""
+        self.extra_rows[step - self.first_row] = extra
+        super().log(step, row, norms, params, last)
+
+    def flush(self, upto: int) -> None:
+        block = self.extra_rows[: upto - self.first_row + 1].cpu().numpy()  # (n, len(extra))
+        self.history.append(block)
+        self.writers[0].write_metrics(self.first_row, {name: block[:, j] for j, name in enumerate(self.extra)})
+        super().flush(upto)  # the standard rows, checkpoints, then the commit that covers both
+
+    def column(self, name: str) -> np.ndarray:
+        """Every flushed value of extra metric ``name``."""
+        return np.concatenate(self.history)[:, self.extra.index(name)]
+
+    def finish(self, steps: int, **attrs: Any) -> None:
+        """Finalize the store with summary ``attrs`` beside the run's timing."""
+        elapsed = time.perf_counter() - self.started
+        self.writers[0].finalize("complete", wall_time_s=round(elapsed, 3),
+                                 steps_per_s=round(steps / elapsed, 2), **attrs)
+
+
+def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | None = None,
+            on_flush: OnFlush | None = None) -> Path:
+    """Train the student ``cfg`` describes (``kd_setup`` single, joint or continual) into a new run store.
+
+    ``teachers`` are those :func:`check_distillation` returned for ``cfg`` (loaded and checked here if not
+    given).  With ``kd_alpha = 0`` a single-teacher run is plain training: the same metrics as
+    :func:`grokscope.trainers.train` on the same config (to float rounding).
+
+    Examples
+    --------
+    >>> cfg = distill_config(load_teacher("runs/t23.zarr").cfg, p=19, kd_setup="single",
+    ...                      teacher="runs/t23.zarr")  # doctest: +SKIP
+    >>> distill(cfg, "runs/student19.zarr")  # doctest: +SKIP
+    """
+    cfg = resolve(cfg)
+    teachers = list(teachers) if teachers is not None else check_distillation(cfg)
+    device = resolve_device(cfg.device)
+    cfg = dataclasses.replace(cfg, device=str(device))
+    for t in teachers:
+        t.model.to(device)
+    torch.manual_seed(cfg.seed)  # after loading the teachers: the student starts as a plain run would
+    task, data = load_task(cfg, device)
+    model = build_model(cfg, data.vocab_size).to(device)
+    if cfg.kd_setup == "continual":
+        model.load_state_dict(teachers[0].model.state_dict())
+    params = dict(model.named_parameters())
+    optimizer = make_optimizer(cfg, params.values())
+    batch_gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+
+    # The training set (joint: the first task's teacher's training set, then the student's own) and the
+    # teachers' logits on it at the distilled position, computed once.
+    position = kd_position(cfg)
+    train_x, train_y = data.train_x, data.train_y  # (n, T), (n,)
+    targets = teacher_targets(teachers[-1], train_x, position)  # (n, vocab)
+    p1_x = p1_y = None
+    if cfg.kd_setup in ("joint", "continual"):
+        first = teachers[0]
+        p1_task = build_task(first.cfg)  # the same vocabulary (checked), so the same token ids
+        tokens, answers = (torch.as_tensor(a, device=device) for a in (p1_task.tokens, p1_task.targets))
+        p1_x, p1_y = tokens[first.test_idx], answers[first.test_idx]  # the previous / other task's test set
+        if cfg.kd_setup == "joint":
+            x1, y1 = tokens[first.train_idx], answers[first.train_idx]
+            targets = torch.cat([teacher_targets(first, x1, position), targets])
+            train_x, train_y = torch.cat([x1, train_x]), torch.cat([y1, train_y])
+    n_train = len(train_y)
+    positions = (position, -1) if position != SEQ_LEN[cfg.input_format] - 1 else (-1,)
+    train_loss = loss_fn(cfg)
+
+    extra = ["train_ce", "train_kl"] + (["p1_test_loss", "p1_test_acc"] if p1_x is not None else [])
+    writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()}, model.param_dims(),
+                           model.param_roles(), device)
+    recorder = ExtraRecorder(writer, extra, list(params), cfg.checkpoint_steps(), device, on_flush)
+    not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
+
+    for step in range(cfg.steps + 1):
+        last = step == cfg.steps  # the final row: evaluate θ_steps, no update
+        if cfg.batch_size is None or cfg.batch_size >= n_train:
+            xb, yb, tb = train_x, train_y, targets
+        else:
+            idx = torch.randint(n_train, (cfg.batch_size,), generator=batch_gen).to(device)
+            xb, yb, tb = train_x[idx], train_y[idx], targets[idx]
+        with torch.set_grad_enabled(not last):
+            out_logits = model.logits_at(xb, positions)  # (B, Q, vocab): distilled position, then the answer
+            logits = out_logits[:, -1]  # (B, vocab) at the answer position
+            ce = train_loss(logits, yb)
+            loss, kl = kd_loss(ce, tb, out_logits[:, 0], cfg.kd_alpha, cfg.temperature, cfg.loss_dtype)
+
+        with torch.no_grad():
+            evaluate = step % cfg.eval_every == 0 or last
+            test, p1 = not_evaluated, not_evaluated
+            if evaluate:
+                test_logits = model(data.test_x)  # (n_test, vocab)
+                test = torch.stack([cross_entropy(test_logits, data.test_y, cfg.loss_dtype),
+                                    accuracy(test_logits, data.test_y)])
+                if p1_x is not None:
+                    p1_logits = model(p1_x)  # (n_test_p1, vocab)
+                    p1 = torch.stack([cross_entropy(p1_logits, p1_y, cfg.loss_dtype), accuracy(p1_logits, p1_y)])
+            norms = torch.stack(torch._foreach_norm(list(params.values()))).to(torch.float64)  # (n_params,)
+            row = torch.cat([loss.detach().to(torch.float64).view(1), accuracy(logits, yb).view(1), test,
+                             norms.square().sum().sqrt().view(1)])
+            terms = torch.stack([ce.detach(), kl.detach()]).to(torch.float64)
+            extras = torch.cat([terms, p1]) if p1_x is not None else terms
+            recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last, extras)
+        if last:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    summary: dict[str, Any] = {"distill": {
+        "setup": cfg.kd_setup, "position": position,
+        "teachers": [{"path": str(t.path.resolve()), "ckpt": t.ckpt, "step": t.step, "p": t.cfg.p,
+                      "op": t.cfg.op, "test_acc": _test_accuracy(t, device)} for t in teachers]}}
+    if cfg.kd_setup == "continual":
+        steps = np.arange(cfg.steps + 1)
+        summary["forgetting"] = forgetting_summary(steps, recorder.column("p1_test_acc"))
+    recorder.finish(cfg.steps, **summary)
+    return writer.path
+
+
+@torch.no_grad()
+def _test_accuracy(teacher: Teacher, device: torch.device) -> float:
+    """The teacher's accuracy on its own test set at the checkpoint used."""
+    task = build_task(teacher.cfg)
+    x = torch.as_tensor(task.tokens[teacher.test_idx], device=device)
+    y = torch.as_tensor(task.targets[teacher.test_idx], device=device)
+    return float(accuracy(teacher.model(x), y))
