@@ -35,6 +35,7 @@ from grokscope.fourier import embedding_spectrum, key_frequencies_top_norm
 from grokscope.intervals import grokking_intervals
 from grokscope.norms import fit_exponential_decay
 from grokscope.onset import Criteria
+from grokscope.report_sweeps import SWEEP_CHARTS
 from grokscope.store import RunStore
 from grokscope.summary import CONFIG_KEYS, analyze
 
@@ -182,6 +183,7 @@ CHARTS: dict[str, Builder] = {
     "loss": loss_builder,
     "l2": l2_builder,
     "spectrum": spectrum_builder,
+    **SWEEP_CHARTS,  # stepwise, generalization, cds, landscape: a sweep over data (and model) sizes
 }
 
 

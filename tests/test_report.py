@@ -136,7 +136,9 @@ def test_unknown_suffix_writes_nothing(runs, tmp_path):
 
 def test_report_page_is_self_contained(runs):
     page, names = report_html(load_runs([runs]))
-    assert names == list(CHARTS) == ["accuracy", "loss", "l2", "spectrum"]
+    assert names == ["accuracy", "loss", "l2", "spectrum"]  # one run: the sweep charts do not apply
+    assert list(CHARTS) == ["accuracy", "loss", "l2", "spectrum", "stepwise", "generalization", "cds",
+                            "landscape"]
     assert not re.search(r"<script[^>]*\bsrc\s*=", page)  # no external script at all
     assert not re.search(r"(?i)src\s*=\s*[\"']?https?://", page)
     assert page.count("<script") == 2  # the inlined Vega bundle, then the embedding code
@@ -342,12 +344,16 @@ def test_sweep_report_groups_by_the_varying_hyperparameter(tmp_path):
     inp = load_runs([tmp_path / "sweep"])
     assert inp.group_by == "n_train"
     page, names = report_html(inp)
-    assert names == ["accuracy", "loss", "l2", "spectrum"] and "grouped by n_train" in page
+    # three data sizes of one model: a CDS study, so the step-wise and steps-to-generalize charts join
+    # (CDS vs model size and the landscape need two model sizes)
+    assert names == ["accuracy", "loss", "l2", "spectrum", "stepwise", "generalization"]
+    assert "grouped by n_train" in page
     assert summary_of(page).count("<tr>") == 1 + 9
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--chart", "cds"], "unknown chart 'cds'; choose from accuracy, loss, l2, spectrum"),
+    (["--chart", "cdx"], "unknown chart 'cdx'; choose from accuracy, loss, l2, spectrum, stepwise"),
+    (["--chart", "cds"], "the cds chart does not apply to these runs"),
     (["--chart", "accuracy", "-o", "{tmp}/x.gif"], "cannot write .gif"),
     (["-o", "{tmp}/x.png"], "the report is an HTML page"),
     (["-o", "{tmp}/missing/x.html"], "does not exist"),
