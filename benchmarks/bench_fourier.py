@@ -72,7 +72,8 @@ def main() -> None:
     print(f"{args.ckpts} checkpoints, key frequencies {summary['key_frequencies'][:5]}, gini {summary['gini']:.3f}")
     for label, seconds in timings.items():
         print(f"  {label:32s} {seconds:6.2f} s")
-    print(f"  ratio naive / weight-only: {timings['read every parameter (naive)'] / timings['weight-only Fourier measures']:.1f}x")
+    ratio = timings["read every parameter (naive)"] / timings["weight-only Fourier measures"]
+    print(f"  ratio naive / weight-only: {ratio:.1f}x")
     print(f"  model-run measures (restricted/excluded loss, p^2 = 12,769 inputs): {per_ckpt:.3f} s per checkpoint")
 
 

@@ -96,7 +96,7 @@ def test_options_reach_the_analysis(sweep_dir):
     assert {r["threshold"] for r in doc["stepwise"]} == {0.5}
 
 
-def test_loss_only_runs(tmp_path):
+def test_loss_only_runs(tmp_path, assert_one_line_error):
     for n, done in ((100, False), (200, True), (400, True)):
         loss = np.full(20, 4.0)
         if done:
@@ -114,22 +114,15 @@ def test_loader_reads_config_size_and_test_set(sweep_dir, tmp_path):
     assert run.steps.tolist() == [0, 1, 2] and run.status == "complete"
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("grokscope: error:"), result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
-def test_mismatched_tasks_are_refused(sweep_dir, tmp_path):
+def test_mismatched_tasks_are_refused(sweep_dir, tmp_path, assert_one_line_error):
     write_run(tmp_path / "other.zarr", test_acc=np.zeros(5), p=113)
     assert_one_line_error(invoke("cds", sweep_dir, tmp_path / "other.zarr"), "different tasks", "p is 97",
                           "but 113", "other.zarr")
 
 
-def test_different_test_sets_are_refused(tmp_path):
+def test_different_test_sets_are_refused(tmp_path, assert_one_line_error):
     write_run(tmp_path / "a.zarr", test_acc=np.zeros(5), test_idx=[1, 2, 3])
     write_run(tmp_path / "b.zarr", test_acc=np.zeros(5), test_idx=[1, 2, 4], seed=1)
     assert_one_line_error(invoke("cds", tmp_path), "test set is")
@@ -141,11 +134,11 @@ def test_different_test_sets_are_refused(tmp_path):
     (["--epsilon", "2"], "epsilon must be in (0, 1]"),
     (["--model-size", "width"], "has no 'width'"),
 ])
-def test_bad_options(sweep_dir, args, fragment):
+def test_bad_options(sweep_dir, args, fragment, assert_one_line_error):
     assert_one_line_error(invoke("cds", sweep_dir, *args), fragment)
 
 
-def test_paths_without_runs_are_refused(tmp_path):
+def test_paths_without_runs_are_refused(tmp_path, assert_one_line_error):
     (tmp_path / "empty").mkdir()
     assert_one_line_error(invoke("cds", tmp_path / "empty"), "holds no grokscope run store")
     assert_one_line_error(invoke("cds", tmp_path / "missing"), "does not exist")

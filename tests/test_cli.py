@@ -47,13 +47,6 @@ def test_analyze_on_losses_only(trained):
     assert json.loads(result.stdout)[0]["generalization_step"] == 0
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("grokscope: error:"), result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -66,13 +59,13 @@ def assert_one_line_error(result, *fragments):
     (["--steps", "ten"], "--steps"),
     (["--no-such-flag"], "no-such-flag"),
 ])
-def test_bad_train_input_writes_nothing(tmp_path, args, fragment):
+def test_bad_train_input_writes_nothing(tmp_path, args, fragment, assert_one_line_error):
     out = tmp_path / "x.zarr"
     assert_one_line_error(run("train", *TINY, "--out", out, *args), fragment)
     assert not out.exists()
 
 
-def test_existing_out_needs_overwrite(trained, tmp_path):
+def test_existing_out_needs_overwrite(trained, tmp_path, assert_one_line_error):
     assert_one_line_error(run("train", *TINY, "--out", trained), "already exists", "--overwrite")
     other = tmp_path / "not_a_store"
     other.mkdir()
@@ -81,7 +74,7 @@ def test_existing_out_needs_overwrite(trained, tmp_path):
     assert (other / "keep.txt").exists()
 
 
-def test_analyze_refuses_what_is_not_a_store(tmp_path):
+def test_analyze_refuses_what_is_not_a_store(tmp_path, assert_one_line_error):
     (tmp_path / "file.txt").write_text("x")
     assert_one_line_error(run("analyze", tmp_path / "file.txt"), "not a grokscope run store")
     assert_one_line_error(run("analyze", tmp_path / "missing"), "does not exist")

@@ -17,13 +17,6 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("grokscope: error:"), result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def grokking_csv(path, onset, percent=False):
@@ -101,7 +94,8 @@ TRUNCATED_PTH = "truncated"
     ("latin1.csv", "step,loss\n0,1\n1,\xe9\n".encode("latin-1"), ["latin1.csv", "not UTF-8"]),
     ("final.pth", TRUNCATED_PTH, ["final.pth", "not a readable PyTorch checkpoint"]),
 ])
-def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, name, content, fragments):
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, name, content, fragments,
+                                                         assert_one_line_error):
     src = tmp_path / "in" / name
     src.parent.mkdir()
     if content is TRUNCATED_PTH:
@@ -115,7 +109,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, name, content
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
-def test_write_failure_leaves_no_partial_store(tmp_path, monkeypatch):
+def test_write_failure_leaves_no_partial_store(tmp_path, monkeypatch, assert_one_line_error):
     from grokscope.importers import write as write_module
 
     def broken(run, path):
@@ -129,7 +123,7 @@ def test_write_failure_leaves_no_partial_store(tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "o") == []
 
 
-def test_usage_errors(tmp_path):
+def test_usage_errors(tmp_path, assert_one_line_error):
     src = grokking_csv(tmp_path / "m.csv", onset=50)
     (tmp_path / "exists.zarr").mkdir()
     (tmp_path / "exists.zarr" / "keep").write_text("mine")

@@ -67,17 +67,19 @@ def test_kill_9_at_random_moments_leaves_a_consistent_prefix(tmp_path):
         procs = [start_training(path) for path in paths]
         for proc, path in zip(procs, paths):
             if trial in (0, 5):  # at creation: as soon as the hidden build directory shows up
-                wait_for(lambda: any(".creating-" in p.name for p in tmp_path.iterdir()) or path.exists())
+                wait_for(lambda path=path: any(".creating-" in p.name for p in tmp_path.iterdir()) or path.exists())
             elif trial in (1, 6):  # the store exists, nothing committed yet
                 assert wait_for(path.exists), proc.stderr.read().decode()
             else:  # after the first commit, at a random moment
-                assert wait_for(lambda: path.exists() and RunStore(path).n_steps > 0), proc.stderr.read().decode()
+                assert wait_for(lambda path=path: path.exists() and RunStore(path).n_steps > 0), \
+                    proc.stderr.read().decode()
                 time.sleep(float(rng.uniform(0.0, 2.0)))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         for path in paths:
             if path.exists():  # a store appears whole or not at all
                 prefixes.append(check_consistent_prefix(path))
+    print(f"kills: 20, stores that appeared: {len(prefixes)}, committed rows at the kill: {sorted(prefixes)}")
     assert len(prefixes) >= 16 and sum(n > 0 for n in prefixes) >= 12, prefixes
 
 

@@ -25,7 +25,8 @@ TINY = dict(p=17, d_model=16, d_mlp=32, steps=30, ckpt_every=10, ckpt_early=2)
     ("relu", str, ["relu"]),
 ])
 def test_parse_values(text, kind, expected):
-    assert parse_values(text, kind) == pytest.approx(expected) if kind is float else parse_values(text, kind) == expected
+    values = parse_values(text, kind)
+    assert values == pytest.approx(expected) if kind is float else values == expected
 
 
 @pytest.mark.parametrize("text, kind", [("1.5", int), ("a,b", float), ("1:2", int), ("3:1:1", int), ("1,,2", int)])

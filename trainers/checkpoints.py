@@ -195,7 +195,7 @@ def read_torch(path: str | Path, trust_pickle: bool = False) -> Source:
         if not files:
             raise SourceError(f"{path}: no PyTorch checkpoint files ({', '.join(TORCH_SUFFIXES)}) here")
         items, named = [], True
-        for i, file in enumerate(files):
+        for file in files:
             obj = load(file, trust_pickle)
             state = _state_of(obj)
             if state is None:

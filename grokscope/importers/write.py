@@ -60,7 +60,7 @@ def prepare_run(raw: RawRun, source: Source, *, maps: Mapping[str, str] | None =
     """Map fields, rescale percent accuracy, merge hyperparameters and build the attributes of one run."""
     where = f"{source.path}: " + (f"run {raw.name!r}: " if source.multi else "")
     mapped = map_fields(_fields(raw), maps, where)
-    for name, field in mapped.items():
+    for field in mapped.values():
         if field in raw.invalid:
             raise SourceError(f"{source.path}: {raw.invalid[field]} (field {field!r})")
     if not mapped and raw.checkpoints is None:
