@@ -170,6 +170,9 @@ class RunConfig:
             raise ConfigError("distillation reads logits at token positions: it needs model transformer")
         if self.kd_position == "operator" and self.input_format == "nanda":
             raise ConfigError("input_format nanda has no operator token; use kd_position answer")
+        if self.kd_position == "operator" and self.kd_alpha == 1:
+            raise ConfigError("kd_alpha 1 at the operator position never trains the answer; use kd_position "
+                              "answer for pure distillation")
 
     def study_moduli(self) -> tuple[int, ...]:
         """The moduli sharing this run's vocabulary, ascending (``(p,)`` when ``moduli`` is None)."""

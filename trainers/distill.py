@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,7 +208,7 @@ class ExtraRecorder(Recorder):
         super().log(step, row, norms, params, last)
 
     def flush(self, upto: int) -> None:
-        block = self.extra_rows[: upto - self.first_row + 1].cpu().numpy()  # (n, len(extra))
+        block = self.extra_rows[: upto - self.first_row + 1].cpu().numpy().copy()  # (n, len(extra)): kept
         self.history.append(block)
         self.writers[0].write_metrics(self.first_row, {name: block[:, j] for j, name in enumerate(self.extra)})
         super().flush(upto)  # the standard rows, checkpoints, then the commit that covers both
@@ -219,11 +218,9 @@ class ExtraRecorder(Recorder):
         return np.concatenate(self.history)[:, self.extra.index(name)]
 
     def finish(self, steps: int, **attrs: Any) -> None:
-        """Finalize the store with summary ``attrs`` beside the run's timing."""
-        elapsed = time.perf_counter() - self.started
-        self.writers[0].finalize("complete", wall_time_s=round(elapsed, 3),
-                                 steps_per_s=round(steps / elapsed, 2), **attrs)
-
+        """Record summary ``attrs`` in the store, then finalize it (complete, or diverged)."""
+        self.writers[0].root.attrs.update(attrs)
+        self.finalize(steps)
 
 def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | None = None,
             on_flush: OnFlush | None = None) -> Path:
@@ -308,7 +305,7 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
             terms = torch.stack([ce.detach(), kl.detach()]).to(torch.float64)
             extras = torch.cat([terms, p1]) if p1_x is not None else terms
             recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last, extras)
-        if last:
+        if last or (recorder.diverged and cfg.on_divergence == "stop"):
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -319,8 +316,8 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
         "teachers": [{"path": str(t.path.resolve()), "ckpt": t.ckpt, "step": t.step, "p": t.cfg.p,
                       "op": t.cfg.op, "test_acc": _test_accuracy(t, device)} for t in teachers]}}
     if cfg.kd_setup == "continual":
-        steps = np.arange(cfg.steps + 1)
-        summary["forgetting"] = forgetting_summary(steps, recorder.column("p1_test_acc"))
+        acc = recorder.column("p1_test_acc")  # (steps logged,)
+        summary["forgetting"] = forgetting_summary(np.arange(len(acc)), acc)
     recorder.finish(cfg.steps, **summary)
     return writer.path
 
