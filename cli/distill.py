@@ -23,7 +23,7 @@ _OWN = {"kd_setup", "teacher", "teacher2", "teacher_ckpt"}  # set by this comman
 def distill_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run store to create (a .zarr directory).")],
     teacher: Annotated[list[Path], typer.Option(
-        help="Teacher run store (repeat for --joint: first the other task's teacher, then the student's).")],
+        metavar="STORE", help="Teacher run store (repeat for --joint: first the other task's, then the student's).")],
     joint: Annotated[bool, typer.Option(help="Two teachers: train on the union of both tasks' training sets.")]
     = False,
     continual: Annotated[bool, typer.Option(help="Start from the teacher's weights; log its task's accuracy.")]

@@ -147,7 +147,8 @@ class RunConfig:
         if not values or values[0] < 3:
             raise ConfigError(f"moduli must be integers of at least 3, got {self.moduli!r}")
         if self.p not in values:
-            raise ConfigError(f"p={self.p} is not among moduli {self.moduli!r}; add it to the study's moduli")
+            raise ConfigError(f"p={self.p} is not among moduli {self.moduli!r} (the study's shared vocabulary); "
+                              f"give --moduli with every modulus of the study, e.g. --moduli {self.p}")
         object.__setattr__(self, "moduli", ",".join(map(str, values)))
 
     def _check_distillation(self) -> None:

@@ -275,7 +275,9 @@ class RunStore:
 
     def has(self, name: str) -> bool:
         if self._array_names is None:
-            self._array_names = set(self._group.array_keys())
+            with warnings.catch_warnings():  # a live writer's atomic-write temp files show up in listings
+                warnings.simplefilter("ignore")
+                self._array_names = set(self._group.array_keys())
         return name in self._array_names
 
     def read(self, name: str) -> np.ndarray:

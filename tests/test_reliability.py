@@ -86,10 +86,10 @@ def test_kill_9_at_random_moments_leaves_a_consistent_prefix(tmp_path):
 @pytest.mark.slow
 def test_resume_after_kill_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
     full = tmp_path / "full.zarr"
-    subprocess.run([sys.executable, "-m", "grokscope.cli", "train", *FLAGS, "--steps", "600", "--out", str(full)],
+    subprocess.run([sys.executable, "-m", "grokscope.cli", "train", *FLAGS, "--steps", "400", "--out", str(full)],
                    check=True, env={**os.environ, **FAST_FLUSH})
     cut = tmp_path / "cut.zarr"
-    proc = start_training(cut, "--steps", "600")
+    proc = start_training(cut, "--steps", "400")
     deadline = time.time() + 120
     while time.time() < deadline:  # kill once at least one resumable commit exists, mid-run
         time.sleep(0.2)
@@ -102,11 +102,11 @@ def test_resume_after_kill_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     stopped_at = RunStore(cut).n_steps
-    assert 0 < stopped_at < 601, "the run finished before it could be killed"
+    assert 0 < stopped_at < 401, "the run finished before it could be killed"
     result = CliRunner().invoke(app, ["train", "--resume", str(cut), "--quiet"])
     assert result.exit_code == 0, result.stderr
     a, b = RunStore(full), RunStore(cut)
-    assert b.status == "complete" and b.n_steps == a.n_steps == 601
+    assert b.status == "complete" and b.n_steps == a.n_steps == 401
     for name in ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "param_norm"):
         assert np.array_equal(a.read(name), b.read(name)), name
     for name in a.param_names():
@@ -125,7 +125,7 @@ def test_resume_refuses_complete_runs_and_extra_flags(tmp_path):
 @pytest.mark.slow
 def test_reading_while_a_trainer_writes_sees_only_complete_rows(tmp_path):
     out = tmp_path / "live.zarr"
-    proc = start_training(out, "--steps", "1500")
+    proc = start_training(out, "--steps", "800")
     reads, seen_running, last_seen = 0, False, -1
     try:
         deadline = time.time() + 180

@@ -85,6 +85,8 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
     """
     if not cfgs or len(cfgs) != len(outs):
         raise ConfigError("train_batched needs one output path per config, and at least one config")
+    if any(c.kd_setup != "none" for c in cfgs):
+        raise ConfigError("distillation runs do not stack; use grokscope distill")
     cfgs = [resolve(c) for c in cfgs]
     if len({group_key(c) for c in cfgs}) != 1:
         raise ConfigError(f"runs differ in more than {', '.join(MEMBER_FIELDS)}; train them in separate groups")

@@ -11,7 +11,7 @@ in eval mode; their targets are computed once, before the first step.  Three set
   (``teacher``), the second is the student's own (``cfg.p``, ``cfg.frac``; teacher ``teacher2``); each example
   is distilled from its own task's teacher (``kd_alpha 1``: pure distillation, ``0``: plain joint CE);
 * ``continual``: start from the teacher's weights (fresh optimizer state), train on the student's task and
-  distil from the frozen teacher, so that the teacher's task ("p1", the previous task) is not forgotten.
+  distil from the frozen teacher, logging the teacher's task ("p1", the previous task) to measure forgetting.
 
 The run store is the one :func:`grokscope.trainers.train` writes (so ``analyze``, ``cds`` and ``report`` read
 it unchanged): ``train_*`` are over the training batch (joint: both tasks), ``test_*`` over the student's own
@@ -19,6 +19,7 @@ task's test set, and the config names the teachers.  Extra per-step arrays: ``tr
 two terms of L); in joint and continual runs ``p1_test_loss`` and ``p1_test_acc`` on the first teacher's test
 set at every evaluation.  Root attributes: ``distill`` (each teacher's path, checkpoint, step and test
 accuracy) and, for continual runs, ``forgetting`` (:func:`forgetting_summary`).  Evaluation loss is softmax CE.
+Distilled runs save no resume state: a stopped one is trained again, not resumed.
 """
 
 from __future__ import annotations
@@ -203,8 +204,8 @@ class ExtraRecorder(Recorder):
 
     def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
             last: bool, extra: torch.Tensor | None = None) -> None:
-        """As :meth:`Recorder.log`, plus ``extra (len(extra),)`` for this step."""
-        self.extra_rows[step - self.first_row] = extra
+        """As :meth:`Recorder.log`, plus the extra metrics ``extra (len(extra),)`` of this step (None: NaN)."""
+        self.extra_rows[step - self.first_row] = math.nan if extra is None else extra
         super().log(step, row, norms, params, last)
 
     def flush(self, upto: int) -> None:
@@ -221,6 +222,7 @@ class ExtraRecorder(Recorder):
         """Record summary ``attrs`` in the store, then finalize it (complete, or diverged)."""
         self.writers[0].root.attrs.update(attrs)
         self.finalize(steps)
+
 
 def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | None = None,
             on_flush: OnFlush | None = None) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from grokscope.config import RunConfig
-from grokscope.errors import StoreError
+from grokscope.errors import ConfigError, StoreError
 from grokscope.resume import load_resume_state
 from grokscope.store import RunWriter
 from grokscope.tasks import resolve
@@ -66,6 +66,8 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
             raise StoreError(f"{out} is {writer.root.attrs.get('status')}; only a stopped run can resume")
         cfg = RunConfig.from_dict(writer.root.attrs["config"])
         start, state = load_resume_state(out)
+    if getattr(cfg, "kd_setup", "none") != "none":
+        raise ConfigError(f"kd_setup={cfg.kd_setup!r} is a distillation run: use grokscope distill")
     cfg = resolve(cfg)
     device = resolve_device(cfg.device)
     cfg = dataclasses.replace(cfg, device=str(device))
