@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
-demo: setup  ## train the demo run (groks in ~70 s on 2 CPU cores) and analyze it
+demo: setup  ## train the demo run (groks in ~90 s on 2 CPU cores) and analyze it
 	$(VENV)/bin/grokscope train --preset demo --out runs/demo.zarr --overwrite
 	$(VENV)/bin/grokscope analyze runs/demo.zarr
 
