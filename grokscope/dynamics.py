@@ -50,6 +50,21 @@ def layer_norms(param_names: list[str], param_norm: np.ndarray) -> tuple[list[st
     return layers, np.sqrt(np.square(param_norm) @ members.T)  # (step, L)
 
 
+def decay_fit(steps: np.ndarray, l2: np.ndarray, memorized: int | None, generalized: int | None,
+              start: int | None = None, stop: int | None = None) -> DecayFit | None:
+    """Eq. 6 fitted over the window after memorization: from the memorization step (default) to the
+    generalization step, or the last step if the run never generalized; None if the window holds < 2 norms."""
+    valid = np.isfinite(l2) & (l2 > 0)
+    if valid.sum() < 2:
+        return None
+    start = start if start is not None else (memorized if memorized is not None else int(steps[valid][0]))
+    stop = stop if stop is not None else (generalized if generalized is not None else int(steps[valid][-1]))
+    window = valid & (steps >= start) & (steps <= stop)
+    if window.sum() < 2 or stop <= start:
+        return None
+    return fit_exponential_decay(steps[window], l2[window], start=start, stop=stop)
+
+
 @dataclass(frozen=True)
 class DynamicsOptions:
     criteria: Criteria = Criteria()
@@ -77,12 +92,7 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
     if valid.sum() < 2:
         raise GrokscopeError(f"{store.path} has fewer than two finite L2 norms")
 
-    start = options.fit_start if options.fit_start is not None else (memorized or int(steps[valid][0]))
-    stop = options.fit_stop if options.fit_stop is not None else (generalized or int(steps[valid][-1]))
-    window = valid & (steps >= start) & (steps <= stop)
-    fit: DecayFit | None = None
-    if window.sum() >= 2 and stop > start:
-        fit = fit_exponential_decay(steps[window], l2[window], start=start, stop=stop)
+    fit = decay_fit(steps, l2, memorized, generalized, options.fit_start, options.fit_stop)
     w_star, w_star_source = options.w_star, "given"
     if w_star is None and generalized is not None:
         w_star, w_star_source = float(l2[np.searchsorted(steps, generalized)]), "observed"
@@ -91,7 +101,7 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
     summary: dict[str, Any] = {
         "run": store.name, "path": str(store.path),
         "memorization_step": memorized, "generalization_step": generalized,
-        "fit_start": start if fit else None, "fit_stop": stop if fit else None,
+        "fit_start": fit.start if fit else None, "fit_stop": fit.stop if fit else None,
         "decay_rate": fit.gamma if fit else None, "w0": fit.w0 if fit else None, "fit_r2": fit.r2 if fit else None,
         "w_star": w_star, "w_star_source": w_star_source if w_star is not None else None,
         "predicted_generalization_step": None if predicted is None else round(predicted, 1),

@@ -33,7 +33,7 @@ from grokscope.charts_runs import run_labels
 from grokscope.errors import GrokscopeError
 from grokscope.fourier import embedding_spectrum, key_frequencies_top_norm
 from grokscope.intervals import grokking_intervals
-from grokscope.norms import fit_exponential_decay
+from grokscope.dynamics import decay_fit
 from grokscope.onset import Criteria
 from grokscope.report_sweeps import SWEEP_CHARTS
 from grokscope.store import RunStore
@@ -128,14 +128,7 @@ def l2_builder(inp: ReportInput) -> Any | None:
     steps, l2 = run.read("step"), run.read("l2_norm")
     if not np.isfinite(l2).any():
         return None
-    fit = None
-    start = row["memorization_step"]
-    stop = row["generalization_step"] if row["generalization_step"] is not None else row["last_step"]
-    if start is not None and stop is not None and stop > start:
-        try:
-            fit = fit_exponential_decay(steps, l2, start, stop)
-        except ValueError:  # too few points or a non-positive norm in the window: no fit drawn
-            fit = None
+    fit = decay_fit(steps, l2, row["memorization_step"], row["generalization_step"])  # as `dynamics` fits
     return l2_chart(steps, l2, fit, marks=row, log_x=inp.log_x)
 
 

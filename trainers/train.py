@@ -85,14 +85,16 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
         writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()},
                                model.param_dims(), model.param_roles(), device)
     rng_at_step = batch_gen.get_state()  # the batch order at the start of the current step
+    mini_batch = cfg.batch_size is not None and cfg.batch_size < n_train
     recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, start=start,
                         resume_state=lambda: capture(params, optimizer, rng_at_step))
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
 
     for step in range(start, cfg.steps + 1):
         last = step == cfg.steps  # the final row: evaluate θ_steps, no update
-        rng_at_step = batch_gen.get_state()
-        if cfg.batch_size is None or cfg.batch_size >= n_train:
+        if mini_batch:  # only mini-batches draw from the generator
+            rng_at_step = batch_gen.get_state()
+        if not mini_batch:
             xb, yb = data.train_x, data.train_y
         else:
             idx = torch.randint(n_train, (cfg.batch_size,), generator=batch_gen).to(device)
