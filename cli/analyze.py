@@ -21,6 +21,9 @@ TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memor
 INTERVAL_COLUMNS = {"alpha0": "α0", "alpha1": "α1", "sigma_s": "σ_S", "sigma_e": "σ_E", "support": "S",
                     "support_ratio": "S/(α1−α0)", "grokked": "grokked (Def. 3.1)"}
 
+SUBCLASS_COLUMNS = {"final_test_acc_downsampled": "down-sampled acc", "final_test_acc_rest": "other acc",
+                    "generalization_step_downsampled": "down-sampled gen@"}  # seed 001 hierarchies
+
 TrainAcc = Annotated[float, typer.Option(help="Memorized: first step with train accuracy at or above this.")]
 TestAcc = Annotated[float, typer.Option(help="Generalized: first step with test accuracy at or above this.")]
 TrainLoss = Annotated[Optional[float], typer.Option(help="Memorized instead: train loss at or below this.")]
@@ -66,6 +69,8 @@ def analyze_command(
             raise ConfigError(str(exc)) from None
     rows = analyze(paths, criteria_from(train_acc, test_acc, train_loss_below, test_loss_below), rule)
     columns = {**TABLE_COLUMNS, **(INTERVAL_COLUMNS if intervals else {})}
+    if any("final_test_acc_downsampled" in row for row in rows):
+        columns.update(SUBCLASS_COLUMNS)
     emit_rows(rows, columns, as_json=json_, as_csv=csv, title="grokking onset")
 
 

@@ -20,7 +20,7 @@ import typer
 from grokscope.config import PRESETS, RunConfig, from_preset
 from grokscope.errors import ConfigError, StoreError
 from grokscope.store import remove_store
-from grokscope.tasks import resolve
+from grokscope.datasets import resolve
 
 _SKIP = {"preset"}  # not a flag of its own
 

@@ -24,9 +24,12 @@ MODELS = ("transformer", "mlp")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 NORMS = ("pre", "post", "none")
 OPTIMIZERS = ("adamw", "adam", "sgd")
-TASKS = ("modular",)
+TASKS = ("modular", "equidistant", "equivariant", "text", "digits")
+HIERARCHY_TASKS = ("equidistant", "equivariant")  # seed 001's Gaussian class hierarchies
+VECTOR_TASKS = HIERARCHY_TASKS + ("digits",)  # feature-vector inputs
+INITS = ("normal", "default")
 LOSS_DTYPES = ("float64", "float32")
-LOSSES = ("ce", "stablemax")
+LOSSES = ("ce", "stablemax", "mse")
 KD_SETUPS = ("none", "single", "joint", "continual")
 KD_POSITIONS = ("operator", "answer")
 
@@ -43,7 +46,7 @@ class RunConfig:
     """Everything that defines one training run.  Defaults are seed 002's (Zhu et al.) modular setup."""
 
     # --- task -----------------------------------------------------------------------------------------
-    task: str = "modular"  # the only task so far; others (seed-001 datasets, text, images) plug in here
+    task: str = "modular"  # modular (seeds 002/000), equidistant/equivariant (seed 001), text (local files), digits
     op: str = "+"  # a ∘ b mod p, ∘ in + - * / (÷ multiplies by the modular inverse, b ≠ 0)
     p: int = 113  # the modulus; must be prime for ÷
     input_format: str = "zhu"  # zhu: `a + b % p =` (answer at `=`); nanda: `a b =`; singh: `a b @ P` (answer at P)
@@ -52,8 +55,20 @@ class RunConfig:
     split_seed: int = 0  # seeds the pool/test split, shared by every run of a study
     n_train: int | None = None  # training examples drawn from the pool (None: from frac)
     frac: float | None = None  # share of the pool to train on, in (0, 1] (None with n_train None: 1.0)
+    # --- seed 001 class hierarchies (task equidistant / equivariant) -------------------------------------
+    downsample_frac: float | None = None  # f of eq. 1: down-sampled subclasses get f times the others (None: 1)
+    n_downsampled: int | None = None  # down-sampled subclasses per class, the last ones [NF] (None: 1)
+    noise_std: float | None = None  # std of the isotropic noise around each Gaussian mean [NF] (None: 0.25)
+    n_test: int | None = None  # size of the balanced test set (None: 10,000)
+    # --- text classification (task text) ----------------------------------------------------------------
+    data: str | None = None  # CSV/TSV/JSONL/Parquet file with a text and a label column, or hf:NAME[:SPLIT]
+    test_data: str | None = None  # the test file (None: split data by train_ratio with split_seed)
+    text_col: str | None = None  # text column name or position (None: detect text/review/content …)
+    label_col: str | None = None  # label column name or position (None: detect label/sentiment/stars …)
+    max_len: int | None = None  # tokens per text, [CLS] included; longer texts are truncated (None: 256)
+    vocab_size: int | None = None  # WordPiece vocabulary learned from the training pool's texts (None: 30522)
     # --- model ----------------------------------------------------------------------------------------
-    model: str = "transformer"  # decoder-only transformer, or an MLP on one-hot operand pairs
+    model: str = "transformer"  # modular: decoder on tokens, MLP on one-hot operands; others: encoder or MLP
     n_layers: int = 1  # transformer blocks, or MLP hidden layers
     d_model: int = 128  # residual width, or MLP hidden width
     n_heads: int = 4
@@ -62,6 +77,8 @@ class RunConfig:
     norm: str = "post"  # LayerNorm placement: post (GPT-1), pre (GPT-2), none (Nanda)
     tied: bool = True  # unembedding tied to the token embedding
     n_ctx: int | None = None  # learned positions (None: the sequence length); GPT-1 config uses 128
+    n_tokens: int | None = None  # vector inputs to a transformer: split into this many tokens (None: 9, digits 8)
+    init: str = "normal"  # normal: N(0, init_std²) weights; default: torch's layer defaults (init_std unused)
     init_std: float = 0.02  # N(0, std²) for weights, zeros for biases, ones for LayerNorm gains
     alpha: float = 1.0  # every initial parameter multiplied by alpha (seed 002 eq. 2)
     # --- optimisation ---------------------------------------------------------------------------------
@@ -74,7 +91,7 @@ class RunConfig:
     batch_size: int | None = None  # None: full batch (the papers' setting)
     steps: int = 10_000  # optimiser updates; metrics are logged for steps 0..steps
     eval_every: int = 1  # test-set evaluation cadence in steps (the papers evaluate every step)
-    loss: str = "ce"  # training loss: ce (softmax cross-entropy) or stablemax (Prieto et al.); test loss is ce
+    loss: str = "ce"  # ce (softmax cross-entropy), stablemax (Prieto et al.; test loss ce), mse (one-hot, Omnigrok)
     loss_dtype: str = "float64"  # float32 log-softmax underflows once train loss < ~1e-7
     seed: int = 0  # data subset, initialisation and batch order
     device: str = "auto"  # auto: cuda, then mps, then cpu
@@ -102,6 +119,7 @@ class RunConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("loss_dtype", self.loss_dtype, LOSS_DTYPES)
         _choice("loss", self.loss, LOSSES)
+        _choice("init", self.init, INITS)
         _choice("on_divergence", self.on_divergence, ("stop", "continue"))
         if self.p < 3:
             raise ConfigError(f"p must be at least 3, got {self.p}")
@@ -132,7 +150,38 @@ class RunConfig:
             raise ConfigError(f"betas must be in [0, 1), got ({self.beta1}, {self.beta2})")
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             raise ConfigError(f"device must be auto, cpu, mps or cuda[:N], got {self.device!r}")
+        self._check_task_fields()
         self._check_distillation()
+
+    def _check_task_fields(self) -> None:
+        """Each task's own fields: valid values, and left unset for the other tasks."""
+        own = {"downsample_frac": HIERARCHY_TASKS, "n_downsampled": HIERARCHY_TASKS, "noise_std": HIERARCHY_TASKS,
+               "n_test": HIERARCHY_TASKS, "data": ("text",), "test_data": ("text",), "text_col": ("text",),
+               "label_col": ("text",), "max_len": ("text",), "vocab_size": ("text",),
+               "n_tokens": VECTOR_TASKS}
+        for name, tasks in own.items():
+            if getattr(self, name) is not None and self.task not in tasks:
+                raise ConfigError(f"{name} applies to --task {'/'.join(tasks)}, not {self.task}")
+        if self.task == "text" and not self.data:
+            raise ConfigError("task text needs --data FILE (CSV, TSV, JSONL or Parquet) or --data hf:NAME")
+        if self.task in HIERARCHY_TASKS and self.frac is not None:
+            raise ConfigError(f"task {self.task} draws fresh samples: give --n-train, not --frac")
+        if self.downsample_frac is not None and not 0 <= self.downsample_frac <= 1:
+            raise ConfigError(f"downsample_frac must be in [0, 1], got {self.downsample_frac}")
+        if self.noise_std is not None and not self.noise_std > 0:
+            raise ConfigError(f"noise_std must be positive, got {self.noise_std}")
+        for name in ("n_test", "max_len", "vocab_size", "n_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.n_downsampled is not None and self.n_downsampled < 0:
+            raise ConfigError(f"n_downsampled must be non-negative, got {self.n_downsampled}")
+        if self.max_len is not None and self.max_len < 2:
+            raise ConfigError(f"max_len must leave room for [CLS] and one token, got {self.max_len}")
+        if self.vocab_size is not None and self.vocab_size < 8:
+            raise ConfigError(f"vocab_size must be at least 8 (4 special tokens and some words), got {self.vocab_size}")
+        if self.loss == "mse" and self.kd_setup != "none":
+            raise ConfigError("distillation trains on cross-entropy; loss mse is for plain training")
 
     def _check_moduli(self) -> None:
         """Canonicalise ``moduli`` (ascending, comma-separated) so equal studies give equal vocabularies."""
@@ -167,6 +216,8 @@ class RunConfig:
             raise ConfigError(f"kd_setup {self.kd_setup!r} needs a teacher run store")
         if (self.teacher2 is not None) != (self.kd_setup == "joint"):
             raise ConfigError("joint distillation takes two teachers (teacher and teacher2), the others one")
+        if self.task != "modular":
+            raise ConfigError(f"distillation is for modular tasks (seed 000), not task {self.task}")
         if self.model != "transformer":
             raise ConfigError("distillation reads logits at token positions: it needs model transformer")
         if self.kd_position == "operator" and self.input_format == "nanda":
@@ -210,6 +261,8 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"unknown {name} {value!r}; choose from {', '.join(allowed)}")
 
 
+CARVALHO_STEPS = 20_000
+OMNIGROK_STEPS = 100_000
 # Named starting points; any explicit flag overrides them.  Each is documented in the README's tour.
 PRESETS: dict[str, dict[str, Any]] = {
     # Seed 002 exactly: HF OpenAI-GPT block, 1 layer, d 128, 4 heads, n_ctx 128 (≈229.6k parameters).
@@ -236,6 +289,32 @@ PRESETS: dict[str, dict[str, Any]] = {
         init_std=128 ** -0.5, loss="stablemax", optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98,
         weight_decay=1.0, batch_size=2048, steps=15_000,
     ),
+    # Seed 001 (Carvalho et al.): lr 1e-3, wd 1e-4, every initial weight × 8 [V].  Chosen here [NF]: torch's
+    # default layer init before the × 8, AdamW (0.9, 0.999), full batch, ReLU MLP with 2 hidden layers of 128,
+    # or (--model transformer) a 2-layer pre-LN encoder, d 128, 4 heads, on the 9 pair vectors as tokens;
+    # n_train 2000 (eq. 1's worked example), the 10,000-example test set evaluated every 10 steps (a
+    # transformer's evaluation costs ~4 training steps).  --task equidistant/equivariant alone starts here.
+    "carvalho2024": dict(
+        task="equidistant", model="mlp", n_layers=2, d_model=128, n_heads=4, d_mlp=512, act="relu", norm="pre",
+        tied=False, init="default", alpha=8.0, optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.999,
+        weight_decay=1e-4, batch_size=None, n_train=2000, steps=CARVALHO_STEPS, eval_every=10,
+    ),
+    # Seed 002's text setup [V]: 1-layer BERT-style encoder (post-LN, GELU), hidden 128, 4 heads, FFN 512,
+    # WordPiece vocabulary 30,522, max length 256, α 10, AdamW (0.9, 0.999) lr 1e-3 wd 1e-2, mini-batch 128,
+    # up to 700k steps evaluated every 1k.  Init N(0, 0.02²) as BERT's.  --task text without a preset starts here.
+    "zhu2024-imdb": dict(
+        task="text", model="transformer", n_layers=1, d_model=128, n_heads=4, d_mlp=512, act="gelu", norm="post",
+        tied=False, init="normal", init_std=0.02, alpha=10.0, optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.999,
+        weight_decay=1e-2, batch_size=128, steps=700_000, eval_every=1000, max_len=256, vocab_size=30522,
+    ),
+    # Omnigrok (Liu et al.) on MNIST, here on scikit-learn's bundled 8×8 digits: ReLU MLP width 200, depth 3
+    # (2 hidden layers), MSE on one-hot targets, torch's default init × 8, AdamW lr 1e-3 wd 0.01, batch 200,
+    # 1,000 training images; the pool/test split 60/40 leaves 719 test images.  --task digits starts here.
+    "omnigrok": dict(
+        task="digits", model="mlp", n_layers=2, d_model=200, act="relu", loss="mse", init="default", alpha=8.0,
+        optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.01, batch_size=200, n_train=1000,
+        train_ratio=0.6, steps=OMNIGROK_STEPS,
+    ),
     # Groks on 2 CPU cores in a few minutes: memorizes early, generalizes clearly later.
     "demo": dict(
         input_format="nanda", p=59, op="+", train_ratio=0.4, frac=1.0, model="transformer", n_layers=1,
@@ -243,6 +322,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         optimizer="adamw", lr=1e-3, beta1=0.9, beta2=0.98, weight_decay=1.0, steps=4000,
     ),
 }
+# The preset a task starts from when no preset is named (``--task digits`` alone trains Omnigrok's recipe).
+TASK_PRESETS = {"equidistant": "carvalho2024", "equivariant": "carvalho2024", "text": "zhu2024-imdb",
+                "digits": "omnigrok"}
 
 
 def from_preset(preset: str | None = None, **overrides: Any) -> RunConfig:
@@ -256,6 +338,8 @@ def from_preset(preset: str | None = None, **overrides: Any) -> RunConfig:
     2000
     """
     values: dict[str, Any] = {}
+    if preset is None and overrides.get("task") in TASK_PRESETS:
+        preset = TASK_PRESETS[overrides["task"]]
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")

@@ -30,6 +30,10 @@ class FourierOptions:
 
 
 def _resolve(store: RunStore, options: FourierOptions) -> tuple[str, int, str]:
+    task = store.config.get("task", "modular")
+    if task != "modular":
+        raise GrokscopeError(f"Fourier measures are for modular-arithmetic runs (a basis over Z_p); {store.path} "
+                             f"is a {task!r} run: use grokscope analyze or dynamics")
     roles = store.attrs.get("model", {}).get("param_roles", {})
     name = options.param or roles.get("embedding")
     if not name:
@@ -40,9 +44,6 @@ def _resolve(store: RunStore, options: FourierOptions) -> tuple[str, int, str]:
     p = options.p or store.config.get("p")
     if not p:
         raise GrokscopeError(f"{store.path} records no modulus p; pass --p")
-    if store.config.get("task", "modular") != "modular":
-        raise GrokscopeError(f"Fourier measures are for modular tasks; {store.path} is a "
-                             f"{store.config['task']!r} run")
     orientation = options.orientation or (roles.get("embedding_orientation") if name == roles.get("embedding")
                                           else None) or "auto"
     if orientation not in ORIENTATIONS:

@@ -40,7 +40,8 @@ from grokscope.onset import first_step
 from grokscope.smoothing import gaussian
 from grokscope.store import RunStore, find_runs
 
-TASK_KEYS = ("task", "op", "p", "input_format", "train_ratio", "split_seed")  # must agree: one test set
+TASK_KEYS = ("task", "op", "p", "input_format", "train_ratio", "split_seed", "noise_std", "n_test", "data",
+             "test_data", "text_col", "label_col", "max_len", "vocab_size")  # must agree: one test set
 SIZE_KEYS = ("n_train", "frac")  # the data-size axis
 MODEL_KEYS = ("model", "n_layers", "d_model", "n_heads", "d_mlp", "n_ctx", "act", "norm", "tied")
 IGNORED_KEYS = ("seed", "device", "preset", "ckpt_every", "ckpt_early", "eval_every")  # no effect on results

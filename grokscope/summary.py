@@ -17,11 +17,12 @@ from grokscope.errors import ConfigError
 from grokscope.intervals import IntervalRule, grokking_intervals
 from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
 from grokscope.store import RunStore, find_runs
+from grokscope.subclasses import subclass_summary
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
 # Config fields copied into each row, so tables and CDS fits can group by them.
 CONFIG_KEYS = ("task", "op", "p", "input_format", "model", "n_layers", "d_model", "n_train", "frac",
-               "weight_decay", "alpha", "lr", "seed")
+               "downsample_frac", "weight_decay", "alpha", "lr", "seed")
 
 
 def _last_valid(values: np.ndarray | None) -> float | None:
@@ -70,6 +71,7 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
         "l2_at_generalization": _at_step(steps, curves.get("l2_norm"), generalized),
     }
     row.update({key: config[key] for key in CONFIG_KEYS if key in config})
+    row.update(subclass_summary(store, criteria))  # seed 001 hierarchies: the down-sampled subclasses
     if intervals is not None:
         if "train_acc" not in curves or "test_acc" not in curves:
             raise ConfigError(f"{store.path}: grokking intervals need train and test accuracy curves")

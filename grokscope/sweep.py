@@ -24,7 +24,8 @@ from grokscope.store import RunStore, is_run_store
 INDEX = "sweep.json"
 SWEEP_VERSION = 1
 # Fields that may differ between runs trained together as one stacked model (grokscope.trainers.batched).
-MEMBER_FIELDS = ("seed", "n_train", "frac", "lr", "weight_decay", "alpha", "init_std", "beta1", "beta2")
+MEMBER_FIELDS = ("seed", "n_train", "frac", "downsample_frac", "lr", "weight_decay", "alpha", "init_std", "beta1",
+                 "beta2")
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 

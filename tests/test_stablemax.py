@@ -56,7 +56,7 @@ def test_loss_fn_dispatches_on_the_config():
     stacked = loss_fn(RunConfig(loss="stablemax"), reduction="none")(logits.expand(3, 2, 3), targets.expand(3, 2))
     assert stacked.shape == (3, 2) and torch.allclose(stacked.mean(1), sm.expand(3))
     with pytest.raises(ConfigError, match="unknown loss"):
-        RunConfig(loss="mse")
+        RunConfig(loss="hinge")
 
 
 def test_a_stablemax_run_logs_stablemax_train_loss_and_softmax_test_loss(tmp_path):

@@ -17,15 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from grokscope.config import RunConfig
 from grokscope.errors import ConfigError
 from grokscope.sweep import MEMBER_FIELDS, group_key
-from grokscope.tasks import resolve
+from grokscope.datasets import resolve
 from grokscope.trainers.data import load_task
+from grokscope.trainers.evaluate import test_metrics
 from grokscope.trainers.functional import answer_logits
-from grokscope.trainers.losses import loss_fn
+from grokscope.trainers.losses import loss_fn, test_loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.recording import OnFlush, Recorder, create_writer
 from grokscope.trainers.train import resolve_device
@@ -69,13 +69,6 @@ class StackedAdam:
             p.grad = None
 
 
-def _member_ce(logits: torch.Tensor, targets: torch.Tensor, dtype: str) -> torch.Tensor:
-    """Per-example cross-entropy ``(M, n)`` from logits ``(M, n, C)``."""
-    M, n, C = logits.shape
-    logits = logits.to(torch.float64 if dtype == "float64" else torch.float32)
-    return F.cross_entropy(logits.reshape(M * n, C), targets.reshape(M * n), reduction="none").view(M, n)
-
-
 def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
                   on_flush: OnFlush | None = None) -> list[Path]:
     """Train ``cfgs`` (one group: equal :func:`grokscope.sweep.group_key`) together; one store per run.
@@ -104,13 +97,13 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
     train_x = torch.stack([pad(d.train_x) for d in data])  # (M, n_max, …)
     train_y = torch.stack([pad(d.train_y) for d in data])  # (M, n_max)
     mask = (torch.arange(n_max, device=device) < n[:, None]).to(torch.float64)  # (M, n_max)
-    test_x = data[0].test_x if cfg.model == "transformer" else data[0].test_x.expand(M, *data[0].test_x.shape)
-    test_y = data[0].test_y.expand(M, -1)  # (M, n_test)
+    shared = cfg.model == "transformer" and cfg.task == "modular"  # the decoder takes one token batch for all
+    test = data[0] if shared else dataclasses.replace(data[0], test_x=data[0].test_x.expand(M, *data[0].test_x.shape))
 
     models = []
     for c in cfgs:  # each member initialised exactly as it would be alone
         torch.manual_seed(c.seed)
-        models.append(build_model(c, data[0].vocab_size))
+        models.append(build_model(c, data[0].n_inputs, data[0].n_classes))
     names = [name for name, _ in models[0].named_parameters()]
     P = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).to(device).requires_grad_()
          for name in names}  # name → (M, …)
@@ -122,8 +115,10 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
     shapes = {name: tuple(P[name].shape[1:]) for name in names}
     writers = [create_writer(c, t, out, shapes, models[0].param_dims(), models[0].param_roles(), device)
                for c, t, out in zip(cfgs, tasks, outs)]
-    recorder = Recorder(writers, names, cfg.checkpoint_steps(), device, on_flush)
+    recorder = Recorder(writers, names, cfg.checkpoint_steps(), device, on_flush, n_groups=test.n_groups)
     not_evaluated = torch.full((M, 2), math.nan, dtype=torch.float64, device=device)
+    groups_not_evaluated = torch.full((M, test.n_groups), math.nan, dtype=torch.float64, device=device)
+    test_loss = test_loss_fn(cfg, reduction="none")
 
     for step in range(cfg.steps + 1):
         last = step == cfg.steps
@@ -140,16 +135,15 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
         with torch.no_grad():
             hit = (logits.argmax(-1) == yb).to(torch.float64)
             acc = (hit if wb is None else hit * wb).sum(1) / nb  # (M,)
-            if step % cfg.eval_every == 0 or last:
-                test_logits = answer_logits(P, cfg, test_x)  # (M, n_test, n_out)
-                test = torch.stack([_member_ce(test_logits, test_y, cfg.loss_dtype).mean(1),
-                                    (test_logits.argmax(-1) == test_y).to(torch.float64).mean(1)], dim=1)
+            if step % cfg.eval_every == 0 or last:  # (M, 2), (M, G) or None
+                metrics, groups = test_metrics(lambda x: answer_logits(P, cfg, x), test,
+                                               lambda lg, y: test_loss(lg, y).mean(-1), stacked=not shared)
             else:
-                test = not_evaluated
+                metrics, groups = not_evaluated, groups_not_evaluated
             norms = torch.stack([p.detach().flatten(1).norm(dim=1) for p in P.values()], 1).to(torch.float64)
-            row = torch.cat([loss.detach().to(torch.float64)[:, None], acc[:, None], test,
+            row = torch.cat([loss.detach().to(torch.float64)[:, None], acc[:, None], metrics,
                              norms.square().sum(1, keepdim=True).sqrt()], dim=1)  # (M, 5)
-            recorder.log(step, row, norms, list(P.values()), last)
+            recorder.log(step, row, norms, list(P.values()), last, groups)
         if last:
             break
         loss.sum().backward()  # members are independent: each gets its own gradient

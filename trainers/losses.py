@@ -1,11 +1,13 @@
 """Losses on the answer logits: softmax and StableMax cross-entropy, and seed 000's distillation loss.
 
-``loss_fn(cfg)`` is the training loss a config asks for (``cfg.loss``); test loss is always softmax
-cross-entropy, so test curves of CE and StableMax runs compare directly.
+``loss_fn(cfg)`` is the training loss a config asks for (``cfg.loss``); ``test_loss_fn(cfg)`` the test loss:
+softmax cross-entropy, so test curves of CE and StableMax runs compare directly, except for MSE runs
+(Omnigrok), whose test loss is the same MSE.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -62,6 +64,9 @@ def loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
 
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         x = logits.to(dtype)
+        if cfg.loss == "mse":  # Omnigrok: squared error to the one-hot target, averaged over classes too
+            per_example = (x - F.one_hot(targets, x.shape[-1]).to(dtype)).square().mean(-1)  # (…)
+            return per_example if reduction == "none" else per_example.mean()
         if cfg.loss == "stablemax":
             x = stablemax_log_scale(x)
         if reduction == "mean" and x.dim() == 2:
@@ -71,6 +76,11 @@ def loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
         return per_example if reduction == "none" else per_example.mean()
 
     return loss
+
+
+def test_loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
+    """The test loss of ``cfg``'s runs: MSE for MSE runs, softmax cross-entropy otherwise."""
+    return loss_fn(cfg if cfg.loss == "mse" else dataclasses.replace(cfg, loss="ce"), reduction)
 
 
 def kl_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0,

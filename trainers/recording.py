@@ -23,9 +23,10 @@ import grokscope
 from grokscope.config import RunConfig
 from grokscope.resume import ResumeSlots
 from grokscope.store import ParamSpec, RunWriter, run_writes
-from grokscope.tasks import ModularTask
+from grokscope.datasets import TaskData
 
 SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # per-step metric columns
+GROUP_METRIC = "test_acc_subclass"  # (step, subclass): test accuracy per subclass, tasks with subclasses only
 # Steps buffered on the device before a block write (GROKSCOPE_FLUSH_ROWS overrides: tests, live dashboards).
 FLUSH_ROWS = int(os.environ.get("GROKSCOPE_FLUSH_ROWS", "1024"))
 FLUSH_SECONDS = 5.0  # ... or this long since the last one (at least), so live readers see progress
@@ -39,15 +40,19 @@ def device_name(device: torch.device) -> str:
     return f"{device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def create_writer(cfg: RunConfig, task: ModularTask, out: str | Path, shapes: dict[str, tuple[int, ...]],
+def create_writer(cfg: RunConfig, task: TaskData, out: str | Path, shapes: dict[str, tuple[int, ...]],
                   dims: dict[str, tuple[str, ...]], roles: dict[str, str], device: torch.device) -> RunWriter:
     """A run store for ``cfg`` (resolved) with every per-step array and checkpoint preallocated."""
+    metrics = {**{name: () for name in SCALARS}, "param_norm": [("param", len(shapes))]}
+    coords = {"param": np.array(list(shapes))}
+    if task.group_names:
+        metrics[GROUP_METRIC] = [("subclass", len(task.group_names))]
+        coords["subclass"] = np.array(task.group_names)
     return RunWriter(
         out,
         attrs={
             "config": cfg.to_dict(),
-            "task": {"vocab": list(task.vocab), "seq_len": task.seq_len, "answer_position": task.seq_len - 1,
-                     "pool_size": len(task.pool_idx), "n_test": len(task.test_idx)},
+            "task": task.attrs,
             "model": {"n_params": int(sum(math.prod(s) for s in shapes.values())), "param_roles": roles},
             "versions": {"grokscope": grokscope.__version__, "torch": torch.__version__,
                          "numpy": np.__version__, "python": platform.python_version()},
@@ -55,8 +60,8 @@ def create_writer(cfg: RunConfig, task: ModularTask, out: str | Path, shapes: di
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
         n_steps=cfg.steps + 1,
-        metrics={**{name: () for name in SCALARS}, "param_norm": [("param", len(shapes))]},
-        coords={"param": np.array(list(shapes))},
+        metrics=metrics,
+        coords=coords,
         params=[ParamSpec(name, shape, dims[name]) for name, shape in shapes.items()],
         ckpt_steps=cfg.checkpoint_steps(),
         data={"train_idx": ("train_example", task.train_idx), "test_idx": ("test_example", task.test_idx)},
@@ -68,9 +73,10 @@ class Recorder:
 
     def __init__(self, writers: Sequence[RunWriter], param_names: Sequence[str], ckpt_steps: np.ndarray,
                  device: torch.device, on_flush: OnFlush | None = None, *, start: int = 0,
-                 resume_state: Callable[[], dict[str, np.ndarray]] | None = None) -> None:
+                 resume_state: Callable[[], dict[str, np.ndarray]] | None = None, n_groups: int = 0) -> None:
         """``start``: the first step to log (a resumed run); ``resume_state()``: the training state at the
-        start of the step being flushed, saved with every flush (single runs)."""
+        start of the step being flushed, saved with every flush (single runs); ``n_groups``: subclasses whose
+        test accuracy is logged (:data:`GROUP_METRIC`)."""
         self.writers = list(writers)
         self.names = list(param_names)
         self.ckpt_steps = ckpt_steps
@@ -78,6 +84,7 @@ class Recorder:
         M = len(self.writers)
         self.rows = torch.empty((M, FLUSH_ROWS, len(SCALARS)), dtype=torch.float64, device=device)
         self.norm_rows = torch.empty((M, FLUSH_ROWS, len(self.names)), dtype=torch.float64, device=device)
+        self.group_rows = torch.empty((M, FLUSH_ROWS, n_groups), dtype=torch.float64, device=device)
         self.pending: list[list[torch.Tensor]] = []  # per checkpoint: one (M, …) tensor per parameter
         self.next_ckpt = int(np.searchsorted(ckpt_steps, start))  # a resumed run rewrites from `start` on
         for writer in self.writers:
@@ -90,13 +97,15 @@ class Recorder:
         self.started = time.perf_counter()
 
     def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
-            last: bool) -> None:
-        """Record step ``step``: ``row (M, len(SCALARS))``, ``norms (M, n_params)``, and the parameters
-        ``(M, …)`` each (copied only at checkpoint steps).  Flushes when the buffer is full, time is up or
-        ``last``."""
+            last: bool, groups: torch.Tensor | None = None) -> None:
+        """Record step ``step``: ``row (M, len(SCALARS))``, ``norms (M, n_params)``, the parameters
+        ``(M, …)`` each (copied only at checkpoint steps) and ``groups (M, n_groups)``, the per-subclass test
+        accuracy.  Flushes when the buffer is full, time is up or ``last``."""
         i = step - self.first_row
         self.rows[:, i] = row
         self.norm_rows[:, i] = norms
+        if groups is not None:
+            self.group_rows[:, i] = groups
         if self.next_ckpt < len(self.ckpt_steps) and step == self.ckpt_steps[self.next_ckpt]:
             self.pending.append([p.detach().clone() for p in params])
             self.next_ckpt += 1
@@ -109,12 +118,15 @@ class Recorder:
         n = upto - self.first_row + 1
         block = self.rows[:, :n].cpu().numpy()  # (M, n, S)
         norms = self.norm_rows[:, :n].cpu().numpy()  # (M, n, P)
+        groups = self.group_rows[:, :n].cpu().numpy() if self.group_rows.shape[-1] else None  # (M, n, G)
         ckpts = [torch.stack([c[j] for c in self.pending], dim=1).cpu().numpy()  # (M, k, …)
                  for j in range(len(self.names))] if self.pending else []
         writes = []
         for m, writer in enumerate(self.writers):  # all stores' blocks go out together, then the commits
             metrics = {name: block[m, :, j] for j, name in enumerate(SCALARS)}
             metrics["param_norm"] = norms[m]
+            if groups is not None:
+                metrics[GROUP_METRIC] = groups[m]
             writes += writer.metric_writes(self.first_row, metrics)
             if ckpts:
                 writes += writer.checkpoint_writes(writer.ckpts_written,

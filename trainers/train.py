@@ -19,9 +19,10 @@ from grokscope.config import RunConfig
 from grokscope.errors import ConfigError, StoreError
 from grokscope.resume import load_resume_state
 from grokscope.store import RunWriter
-from grokscope.tasks import resolve
+from grokscope.datasets import resolve
 from grokscope.trainers.data import load_task
-from grokscope.trainers.losses import accuracy, cross_entropy, loss_fn
+from grokscope.trainers.evaluate import test_metrics
+from grokscope.trainers.losses import accuracy, loss_fn, test_loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.recording import OnFlush, Recorder, create_writer
 from grokscope.trainers.resume import capture, restore
@@ -73,7 +74,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
     cfg = dataclasses.replace(cfg, device=str(device))
     torch.manual_seed(cfg.seed)
     task, data = load_task(cfg, device)
-    model = build_model(cfg, data.vocab_size).to(device)
+    model = build_model(cfg, data.n_inputs, data.n_classes).to(device)
     params = dict(model.named_parameters())
     optimizer = make_optimizer(cfg, params.values())
     batch_gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
@@ -87,8 +88,10 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
     rng_at_step = batch_gen.get_state()  # the batch order at the start of the current step
     mini_batch = cfg.batch_size is not None and cfg.batch_size < n_train
     recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, start=start,
-                        resume_state=lambda: capture(params, optimizer, rng_at_step))
+                        resume_state=lambda: capture(params, optimizer, rng_at_step), n_groups=data.n_groups)
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
+    groups_not_evaluated = torch.full((data.n_groups,), math.nan, dtype=torch.float64, device=device)
+    train_loss, test_loss = loss_fn(cfg), test_loss_fn(cfg)
 
     for step in range(start, cfg.steps + 1):
         last = step == cfg.steps  # the final row: evaluate θ_steps, no update
@@ -100,20 +103,19 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
             idx = torch.randint(n_train, (cfg.batch_size,), generator=batch_gen).to(device)
             xb, yb = data.train_x[idx], data.train_y[idx]
         with torch.set_grad_enabled(not last):
-            logits = model(xb)  # (B, n_out) at the answer position
-            loss = loss_fn(cfg)(logits, yb)  # cfg.loss: softmax or StableMax CE
+            logits = model(xb)  # (B, n_out) at the answer position ([CLS] for encoders)
+            loss = train_loss(logits, yb)  # cfg.loss: softmax or StableMax CE, or MSE
 
         with torch.no_grad():
             if step % cfg.eval_every == 0 or last:
-                test_logits = model(data.test_x)  # (n_test, n_out)
-                test = torch.stack([cross_entropy(test_logits, data.test_y, cfg.loss_dtype),
-                                    accuracy(test_logits, data.test_y)])
+                test, groups = test_metrics(model, data, test_loss)  # (2,), (G,) or None
             else:
-                test = not_evaluated
+                test, groups = not_evaluated, groups_not_evaluated
             norms = torch.stack(torch._foreach_norm(list(params.values()))).to(torch.float64)  # (n_params,)
             row = torch.cat([loss.detach().to(torch.float64).view(1), accuracy(logits, yb).view(1), test,
                              norms.square().sum().sqrt().view(1)])
-            recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last)
+            recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last,
+                         None if groups is None else groups[None])
         if last or (recorder.diverged and cfg.on_divergence == "stop"):
             break
         optimizer.zero_grad(set_to_none=True)
