@@ -30,6 +30,7 @@ from grokscope import __version__
 from grokscope.charts import (ACCURACY, LOSS, NORM, accuracy_chart, curves_frame, key_frequency_chart,
                               l2_chart, loss_chart, norm_chart, spectrum_chart)
 from grokscope.charts_runs import run_labels
+from grokscope.charts_subclasses import subclass_chart, subclass_frame
 from grokscope.errors import GrokscopeError
 from grokscope.fourier import embedding_spectrum, key_frequencies_top_norm
 from grokscope.intervals import grokking_intervals
@@ -132,6 +133,26 @@ def l2_builder(inp: ReportInput) -> Any | None:
     return l2_chart(steps, l2, fit, marks=row, log_x=inp.log_x)
 
 
+FORGETTING = {"test": "test_acc", "previous task (p1)": "p1_test_acc"}  # distilled joint / continual runs
+
+
+def forgetting_builder(inp: ReportInput) -> Any | None:
+    """Distillation (seed 000): test accuracy on the previous task (p1) next to the student's own task —
+    forgetting in continual runs, the first task's accuracy in joint ones."""
+    if not any(run.has("p1_test_acc") for run in inp.runs):
+        return None
+    return _curves(inp, FORGETTING, accuracy_chart)
+
+
+def subclass_builder(inp: ReportInput) -> Any | None:
+    """Runs with subclasses (seed 001): the down-sampled subclasses' test accuracy vs the others'."""
+    runs = [run for run in inp.runs if run.has("test_acc_subclass")][:OVERLAY_MAX]
+    if not runs:
+        return None
+    df = subclass_frame(runs, run_labels(runs), log_x=inp.log_x)
+    return subclass_chart(df, log_x=inp.log_x) if len(df) else None
+
+
 def _embedding(run: RunStore) -> tuple[str, str, int] | None:
     """(parameter, orientation, p) of a modular run's embedding with checkpoints, else None."""
     roles = run.attrs.get("model", {}).get("param_roles", {})
@@ -175,6 +196,8 @@ CHARTS: dict[str, Builder] = {
     "accuracy": accuracy_builder,
     "loss": loss_builder,
     "l2": l2_builder,
+    "subclasses": subclass_builder,
+    "forgetting": forgetting_builder,
     "spectrum": spectrum_builder,
     **SWEEP_CHARTS,  # stepwise, generalization, cds, landscape: a sweep over data (and model) sizes
 }

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from grokscope import RunStore
 from grokscope.cli.main import app
 from grokscope.config import RunConfig, from_preset
-from grokscope.errors import ConfigError
+from grokscope.errors import ConfigError, GrokscopeError
+from grokscope.report import build_chart, load_runs
 from grokscope.tasks import build_task, encode, vocabulary
 from grokscope.trainers import train
 from grokscope.trainers.distill import distill, distill_config, forgetting_summary, load_teacher
@@ -117,6 +118,13 @@ def test_continual_starts_from_the_teacher_and_logs_the_previous_task_every_eval
     f = store.attrs["forgetting"]
     assert f["initial_acc"] == p1[0] and math.isclose(f["max_drop"], max(0.0, p1[0] - np.nanmin(p1)))
     assert store.config["kd_setup"] == "continual" and store.config["p"] == 11
+    # the report's forgetting chart: the previous task's accuracy next to the own task's
+    values = next(iter(build_chart("forgetting", load_runs([out])).to_dict()["datasets"].values()))
+    assert {v["split"] for v in values} == {"test", "previous task (p1)"}
+    shown = sorted((v["step"], v["value"]) for v in values if v["split"] == "previous task (p1)")
+    assert shown == [(s, pytest.approx(p1[s], rel=1e-5)) for s in (0, 3, 6)]
+    with pytest.raises(GrokscopeError, match="does not apply"):
+        build_chart("forgetting", load_runs([teachers[13]]))
 
 
 def test_joint_trains_on_both_tasks_training_sets(teachers, tmp_path):

@@ -137,8 +137,8 @@ def test_unknown_suffix_writes_nothing(runs, tmp_path):
 def test_report_page_is_self_contained(runs):
     page, names = report_html(load_runs([runs]))
     assert names == ["accuracy", "loss", "l2", "spectrum"]  # one run: the sweep charts do not apply
-    assert list(CHARTS) == ["accuracy", "loss", "l2", "spectrum", "stepwise", "generalization", "cds",
-                            "landscape"]
+    assert list(CHARTS) == ["accuracy", "loss", "l2", "subclasses", "forgetting", "spectrum", "stepwise",
+                            "generalization", "cds", "landscape"]
     assert not re.search(r"<script[^>]*\bsrc\s*=", page)  # no external script at all
     assert not re.search(r"(?i)src\s*=\s*[\"']?https?://", page)
     assert page.count("<script") == 2  # the inlined Vega bundle, then the embedding code
@@ -352,7 +352,7 @@ def test_sweep_report_groups_by_the_varying_hyperparameter(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--chart", "cdx"], "unknown chart 'cdx'; choose from accuracy, loss, l2, spectrum, stepwise"),
+    (["--chart", "cdx"], "unknown chart 'cdx'; choose from accuracy, loss, l2, subclasses, forgetting, spectrum"),
     (["--chart", "cds"], "the cds chart does not apply to these runs"),
     (["--chart", "accuracy", "-o", "{tmp}/x.gif"], "cannot write .gif"),
     (["-o", "{tmp}/x.png"], "the report is an HTML page"),

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from grokscope.cli.main import app
 from grokscope.config import from_preset
 from grokscope.datasets import resolve
+from grokscope.errors import GrokscopeError
+from grokscope.report import build_chart, load_runs
 from grokscope.store import RunStore
 from grokscope.summary import analyze
 from grokscope.trainers import train
@@ -85,6 +87,11 @@ def test_hierarchy_run_logs_per_subclass_accuracy(tmp_path):
     np.testing.assert_allclose(store.read("test_acc")[::5], acc[::5].mean(1), rtol=1e-12)
     row = analyze([store.path])[0]
     assert {"final_test_acc_downsampled", "final_test_acc_rest", "generalization_step_downsampled"} <= set(row)
+    down = np.array(store.attrs["task"]["downsampled"])
+    assert row["final_test_acc_downsampled"] == pytest.approx(acc[-1][down].mean())
+    spec = build_chart("subclasses", load_runs([store.path])).to_dict()  # the report's shift chart
+    values = next(iter(spec["datasets"].values()))
+    assert {v["subset"] for v in values} == {"train (all)", "test: other subclasses", "test: down-sampled"}
 
 
 @pytest.mark.slow
@@ -126,6 +133,8 @@ def test_cli_trains_and_refuses_fourier_for_digits(tmp_path, assert_one_line_err
     assert result.exit_code == 0, result.stderr
     assert RunStore(out).config["loss"] == "mse" and RunStore(out).attrs["task"]["kind"] == "digits"
     assert_one_line_error(runner.invoke(app, ["fourier", str(out)]), "modular-arithmetic runs", "'digits'")
+    with pytest.raises(GrokscopeError, match="does not apply"):  # no subclasses, no shift chart
+        build_chart("subclasses", load_runs([out]))
 
 
 @pytest.mark.parametrize("setup, fragment", [
@@ -151,3 +160,28 @@ def test_cli_missing_column_and_unknown_task(tmp_path, assert_one_line_error):
     assert_one_line_error(result, "body")
     result = runner.invoke(app, ["train", "--task", "images", "--out", str(tmp_path / "b.zarr")])
     assert_one_line_error(result, "unknown task 'images'")
+
+
+def test_text_run_resumes_only_on_the_same_data(tmp_path, monkeypatch):
+    import grokscope.trainers.recording as recording
+    from grokscope.errors import StoreError
+
+    monkeypatch.setattr(recording, "FLUSH_ROWS", 8)
+    data = _reviews(tmp_path / "r.csv", n=60)
+    cfg = from_preset(task="text", data=data, max_len=16, vocab_size=60, d_model=16, d_mlp=32, alpha=1,
+                      batch_size=16, steps=30)
+
+    def stop(step, latest):
+        raise KeyboardInterrupt
+
+    for name in ("a.zarr", "b.zarr"):
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, tmp_path / name, on_flush=stop)
+    assert RunStore(tmp_path / "a.zarr").status == "running"
+    full = RunStore(train(cfg, tmp_path / "full.zarr"))
+    resumed = RunStore(train(None, tmp_path / "a.zarr", resume=True))
+    np.testing.assert_array_equal(resumed.read("train_loss"), full.read("train_loss"))  # same data, same run
+    with open(data, "a") as fh:  # the file changes under a stopped run
+        fh.write("an extra review,positive\n")
+    with pytest.raises(StoreError, match="changed since the run started"):
+        train(None, tmp_path / "b.zarr", resume=True)

@@ -36,7 +36,7 @@ import torch
 
 from grokscope.config import PRESETS, RunConfig, from_preset
 from grokscope.errors import ConfigError, StoreError
-from grokscope.store import METRIC_CHUNK, RunStore, RunWriter
+from grokscope.store import RunStore, RunWriter
 from grokscope.tasks import OPERATOR_POSITION, SEQ_LEN, build_task, resolve, vocabulary
 from grokscope.trainers.data import load_task
 from grokscope.trainers.losses import accuracy, cross_entropy, kd_loss, loss_fn
@@ -188,15 +188,11 @@ def forgetting_summary(steps: np.ndarray, acc: np.ndarray) -> dict[str, Any]:
 
 
 class ExtraRecorder(Recorder):
-    """A one-store :class:`Recorder` with extra per-step scalar arrays, written before each commit."""
+    """A one-store :class:`Recorder` with extra per-step scalar arrays (created with the store by
+    :func:`create_writer`), written before each commit."""
 
     def __init__(self, writer: RunWriter, extra: Sequence[str], param_names: Sequence[str],
                  ckpt_steps: np.ndarray, device: torch.device, on_flush: OnFlush | None = None) -> None:
-        n_steps = writer.metrics["train_loss"].shape[0]
-        for name in extra:  # preallocated like the standard metrics, before anything is committed
-            writer.metrics[name] = writer.root.create_array(
-                name, shape=(n_steps,), dtype="float64", chunks=(METRIC_CHUNK,), fill_value=np.nan,
-                dimension_names=["step"])
         super().__init__([writer], param_names, ckpt_steps, device, on_flush)
         self.extra = list(extra)
         self.extra_rows = torch.empty((FLUSH_ROWS, len(self.extra)), dtype=torch.float64, device=device)
@@ -246,7 +242,7 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
         t.model.to(device)
     torch.manual_seed(cfg.seed)  # after loading the teachers: the student starts as a plain run would
     task, data = load_task(cfg, device)
-    model = build_model(cfg, data.vocab_size).to(device)
+    model = build_model(cfg, data.n_inputs).to(device)
     if cfg.kd_setup == "continual":
         model.load_state_dict(teachers[0].model.state_dict())
     params = dict(model.named_parameters())
@@ -274,7 +270,7 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
 
     extra = ["train_ce", "train_kl"] + (["p1_test_loss", "p1_test_acc"] if p1_x is not None else [])
     writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()}, model.param_dims(),
-                           model.param_roles(), device)
+                           model.param_roles(), device, extra)
     recorder = ExtraRecorder(writer, extra, list(params), cfg.checkpoint_steps(), device, on_flush)
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
 

@@ -41,9 +41,11 @@ def device_name(device: torch.device) -> str:
 
 
 def create_writer(cfg: RunConfig, task: TaskData, out: str | Path, shapes: dict[str, tuple[int, ...]],
-                  dims: dict[str, tuple[str, ...]], roles: dict[str, str], device: torch.device) -> RunWriter:
-    """A run store for ``cfg`` (resolved) with every per-step array and checkpoint preallocated."""
-    metrics = {**{name: () for name in SCALARS}, "param_norm": [("param", len(shapes))]}
+                  dims: dict[str, tuple[str, ...]], roles: dict[str, str], device: torch.device,
+                  extra: Sequence[str] = ()) -> RunWriter:
+    """A run store for ``cfg`` (resolved) with every per-step array and checkpoint preallocated; ``extra``
+    names further per-step scalars (distillation's loss terms), created in the same atomic build."""
+    metrics = {**{name: () for name in (*SCALARS, *extra)}, "param_norm": [("param", len(shapes))]}
     coords = {"param": np.array(list(shapes))}
     if task.group_names:
         metrics[GROUP_METRIC] = [("subclass", len(task.group_names))]

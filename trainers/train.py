@@ -74,6 +74,12 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
     cfg = dataclasses.replace(cfg, device=str(device))
     torch.manual_seed(cfg.seed)
     task, data = load_task(cfg, device)
+    if resume:  # the same data, or the continued run would not be the one that started
+        for key in ("source", "test_source"):
+            then, now = (a.get(key) or {} for a in (writer.root.attrs["task"], task.attrs))
+            if then.get("sha256") != now.get("sha256"):
+                raise StoreError(f"{out}: its data file {then.get('path')} changed since the run started "
+                                 f"(sha256 differs); resuming would train on other data")
     model = build_model(cfg, data.n_inputs, data.n_classes).to(device)
     params = dict(model.named_parameters())
     optimizer = make_optimizer(cfg, params.values())
