@@ -132,6 +132,8 @@ class RunConfig:
             raise ConfigError(f"frac must be in (0, 1], got {self.frac}")
         if self.n_train is not None and self.n_train < 1:
             raise ConfigError(f"n_train must be positive, got {self.n_train}")
+        if self.seed < 0 or self.split_seed < 0:  # numpy's seed sequences take non-negative integers only
+            raise ConfigError(f"seeds must be non-negative, got seed={self.seed}, split_seed={self.split_seed}")
         for name in ("n_layers", "d_model", "n_heads", "steps", "eval_every", "ckpt_every", "d_mlp",
                      "n_ctx", "batch_size"):
             value = getattr(self, name)
@@ -164,6 +166,11 @@ class RunConfig:
                 raise ConfigError(f"{name} applies to --task {'/'.join(tasks)}, not {self.task}")
         if self.task == "text" and not self.data:
             raise ConfigError("task text needs --data FILE (CSV, TSV, JSONL or Parquet) or --data hf:NAME")
+        if self.task == "text" and self.model != "transformer":  # token ids, not features
+            raise ConfigError(f"task text trains the encoder: use --model transformer, not {self.model}")
+        if self.n_tokens is not None and self.model != "transformer":
+            raise ConfigError(f"n_tokens splits vector inputs into an encoder's tokens; --model {self.model} "
+                              "takes the whole vector")
         if self.task in HIERARCHY_TASKS and self.frac is not None:
             raise ConfigError(f"task {self.task} draws fresh samples: give --n-train, not --frac")
         if self.downsample_frac is not None and not 0 <= self.downsample_frac <= 1:

@@ -63,6 +63,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
             cfg, n_train=cfg.n_train if cfg.n_train is not None else 2000,
             downsample_frac=_default(cfg.downsample_frac, 1.0), n_downsampled=_default(cfg.n_downsampled, 1),
             noise_std=_default(cfg.noise_std, hierarchy.DEFAULT_NOISE_STD), n_test=_default(cfg.n_test, DEFAULT_N_TEST))
+        hierarchy.check_sizes(cfg.task, cfg.n_train, cfg.downsample_frac, cfg.n_downsampled, cfg.noise_std,
+                              cfg.n_test)
         seq_len = None
     else:
         pool = text_pool_size(cfg) if cfg.task == "text" else int(np.floor(cfg.train_ratio * DIGITS_ROWS))
@@ -91,6 +93,22 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(
         cfg, n_ctx=n_ctx, d_mlp=_default(cfg.d_mlp, 4 * cfg.d_model),
         ckpt_every=_default(cfg.ckpt_every, max(1, cfg.steps // 100)))
+
+
+def train_size(cfg: RunConfig) -> int:
+    """Training examples a resolved config trains on: ``n_train``, or eq. 1's ``s_s·γ_s + s_r·γ_r`` for the
+    class hierarchies (which may differ from the requested ``n_train`` by the rounding of eq. 1)."""
+    if cfg.task not in HIERARCHY_TASKS:
+        return int(cfg.n_train)
+    s_s, s_r = hierarchy.check_sizes(cfg.task, cfg.n_train, cfg.downsample_frac, cfg.n_downsampled, cfg.noise_std,
+                                     cfg.n_test)
+    down = hierarchy.downsampled(cfg.task, cfg.n_downsampled)
+    return int(s_s * down.sum() + s_r * (~down).sum())
+
+
+def uses_mini_batches(cfg: RunConfig) -> bool:
+    """Whether a run samples mini-batches: a ``batch_size`` below its training-set size (else full batch)."""
+    return cfg.batch_size is not None and cfg.batch_size < train_size(resolve(cfg))
 
 
 def _default(value: Any, default: Any) -> Any:

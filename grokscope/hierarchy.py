@@ -106,6 +106,26 @@ def downsampled(kind: str, n_downsampled: int) -> np.ndarray:
     return np.broadcast_to(np.arange(n_sub) >= n_sub - n_downsampled, (n_classes, n_sub)).copy()
 
 
+def check_sizes(kind: str, n_train: int, downsample_frac: float, n_downsampled: int, noise_std: float,
+                n_test: int) -> tuple[int, int]:
+    """Validate a hierarchy's sizes without drawing anything; returns eq. 1's ``(s_s, s_r)``.
+
+    Config resolution calls this, so a bad size is refused before a store or a progress bar exists.
+    """
+    n_subclasses = subclass_codes(kind).size
+    if not 0 <= downsample_frac <= 1:
+        raise ConfigError(f"downsample_frac must be in [0, 1], got {downsample_frac}")
+    if not noise_std > 0 or not math.isfinite(noise_std):
+        raise ConfigError(f"noise_std must be positive and finite, got {noise_std}")
+    if n_test < n_subclasses:
+        raise ConfigError(f"n_test={n_test} is smaller than the {n_subclasses} subclasses of {kind}")
+    down = downsampled(kind, n_downsampled)  # (n_classes, n_sub)
+    counts = imbalance_counts(n_train, downsample_frac, int(down.sum()), int((~down).sum()))
+    if counts[0] * down.sum() + counts[1] * (~down).sum() == 0:
+        raise ConfigError(f"n_train={n_train} gives every subclass 0 training samples (s_s, s_r = {counts})")
+    return counts
+
+
 @dataclass(frozen=True)
 class Hierarchy:
     """One hierarchy dataset: training rows ordered class by class, subclass by subclass; a balanced test set.
@@ -167,20 +187,12 @@ def build_hierarchy(kind: str, n_train: int, downsample_frac: float, n_downsampl
     ((84, 416), (2000, 117), (10000, 117))
     """
     table = subclass_codes(kind)  # (n_classes, n_sub)
-    n_classes, n_sub = table.shape
-    if not 0 <= downsample_frac <= 1:
-        raise ConfigError(f"downsample_frac must be in [0, 1], got {downsample_frac}")
-    if not noise_std > 0 or not math.isfinite(noise_std):
-        raise ConfigError(f"noise_std must be positive and finite, got {noise_std}")
-    if n_test < table.size:
-        raise ConfigError(f"n_test={n_test} is smaller than the {table.size} subclasses of {kind}")
+    n_sub = table.shape[1]
+    counts = check_sizes(kind, n_train, downsample_frac, n_downsampled, noise_std, n_test)
     if seed < 0 or split_seed < 0:
         raise ConfigError(f"seeds must be non-negative, got seed={seed}, split_seed={split_seed}")
     down = downsampled(kind, n_downsampled).ravel()  # (n_subclasses,)
-    counts = imbalance_counts(n_train, downsample_frac, int(down.sum()), int((~down).sum()))
     per_sub = np.where(down, counts[0], counts[1])  # (n_subclasses,)
-    if per_sub.sum() == 0:
-        raise ConfigError(f"n_train={n_train} gives every subclass 0 training samples (s_s, s_r = {counts})")
     codes = table.ravel()
     mu = code_means(codes, pair_means(split_seed))  # (n_subclasses, 117)
     dim = N_PAIRS * PAIR_DIM

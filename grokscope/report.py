@@ -352,8 +352,8 @@ def report_html(inp: ReportInput, title: str = "grokscope report") -> tuple[str,
         if chart is not None:
             names.append(name)
             specs.append(_spec(chart))
-    shared = {k: inp.rows[0][k] for k in CONFIG_KEYS
-              if k in inp.rows[0] and len({repr(r.get(k)) for r in inp.rows}) == 1}
+    shared = {k: inp.rows[0][k] for k in CONFIG_KEYS  # None: a field the runs' task does not have
+              if inp.rows[0].get(k) is not None and len({repr(r.get(k)) for r in inp.rows}) == 1}
     config = ", ".join(f"{k} = {v}" for k, v in shared.items())
     grouping = f" Curves grouped by {inp.group_by} (mean, min/max band)." if inp.group_by else ""
     c = inp.criteria

@@ -23,6 +23,9 @@ CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
 # Config fields copied into each row, so tables and CDS fits can group by them.
 CONFIG_KEYS = ("task", "op", "p", "input_format", "model", "n_layers", "d_model", "n_train", "frac",
                "downsample_frac", "weight_decay", "alpha", "lr", "seed")
+# Fields that describe modular arithmetic only: other tasks' configs carry their defaults, which mean nothing
+# there (a text run is not "p = 113"), so their rows hold None.  A store without ``task`` is modular.
+MODULAR_KEYS = ("op", "p", "input_format")
 
 
 def _last_valid(values: np.ndarray | None) -> float | None:
@@ -71,6 +74,8 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
         "l2_at_generalization": _at_step(steps, curves.get("l2_norm"), generalized),
     }
     row.update({key: config[key] for key in CONFIG_KEYS if key in config})
+    if config.get("task", "modular") != "modular":
+        row.update(dict.fromkeys(MODULAR_KEYS))
     row.update(subclass_summary(store, criteria))  # seed 001 hierarchies: the down-sampled subclasses
     if intervals is not None:
         if "train_acc" not in curves or "test_acc" not in curves:

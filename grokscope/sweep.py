@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grokscope.config import RunConfig, from_preset
+from grokscope.datasets import uses_mini_batches
 from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.store import RunStore, is_run_store
 
@@ -88,9 +89,12 @@ def run_id(cfg: RunConfig, varied: Sequence[str]) -> str:
 
 
 def group_key(cfg: RunConfig) -> tuple:
-    """Runs with equal keys can train as one stacked model: they differ only in :data:`MEMBER_FIELDS`."""
-    return tuple((f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
-                 if f.name not in MEMBER_FIELDS and f.name != "preset")
+    """Runs with equal keys can train as one stacked model: they differ only in :data:`MEMBER_FIELDS`, and
+    either all draw mini-batches or none does (a member smaller than ``batch_size`` trains full-batch, as
+    alone, so it cannot share a mini-batched group's steps)."""
+    fields = tuple((f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+                   if f.name not in MEMBER_FIELDS and f.name != "preset")
+    return fields + (("mini_batch", uses_mini_batches(cfg)),)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -209,8 +209,10 @@ def _read_local(path: str, text_col: str | None, label_col: str | None
     source: dict[str, Any] = {"format": fmt, "sha256": _sha256(file)}
     if fmt not in ("csv", "tsv") or not len(frame):
         return frame, [str(c) for c in frame.columns], source
-    given = [c for c in (text_col, label_col) if c is not None]  # positions ("0", "1") mean no header
-    source["header"] = not any(c.strip().isdigit() for c in given) if given else _has_header(frame)
+    # A column given by name means a header; positions ("0", "1") work with or without one, so detect it
+    # (a header row read as data would become a text and a class of its own).
+    names_given = any(c is not None and not c.strip().isdigit() for c in (text_col, label_col))
+    source["header"] = names_given or _has_header(frame)
     if not source["header"]:
         return frame, None, source
     return frame.iloc[1:], [str(c).strip() for c in frame.iloc[0]], source
@@ -259,7 +261,7 @@ def read_text_table(path: str, text_col: str | None = None, label_col: str | Non
         source["label_names"] = list(features[label_name].names)
     source = {"path": path, "text_col": text_name, "label_col": label_name, "n_rows": int(keep.sum()),
               "n_dropped": int((~keep).sum()), **source}
-    return TextTable(text[keep].astype(str).tolist(), codes.to_numpy(dtype=np.int64), classes, source)
+    return TextTable(text[keep].astype(str).tolist(), codes.to_numpy(dtype=np.int64, copy=True), classes, source)
 
 
 def _train_wordpiece(texts: list[str], vocab_size: int, special_tokens: Sequence[str]) -> tokenizers.Tokenizer:
@@ -279,7 +281,9 @@ def _train_wordpiece(texts: list[str], vocab_size: int, special_tokens: Sequence
 def build_tokenizer(texts: Sequence[str], vocab_size: int) -> tokenizers.Tokenizer:
     """A BERT-style WordPiece tokenizer (lower-cased) trained on ``texts``; the same texts give the same vocabulary.
 
-    Ids 0..3 are ``[PAD] [UNK] [CLS] [SEP]`` (a small corpus may give fewer than ``vocab_size`` ids).  The trainer
+    Ids 0..3 are ``[PAD] [UNK] [CLS] [SEP]``.  A small corpus may give fewer than ``vocab_size`` ids; a
+    ``vocab_size`` below the corpus's alphabet gives more, since every character and its ``##c`` piece is kept (the
+    store records the real size as ``task.vocab_size``).  The trainer
     numbers the ``##c`` pieces in hash-map order, which breaks ties between merges differently from run to run
     (huggingface/tokenizers#1794), so a first pass collects those pieces and the real one fixes them, sorted, right
     after the special tokens.  They are vocabulary entries, not added tokens: a text that says ``[CLS]`` is words.

@@ -31,6 +31,14 @@ def test_task_presets_and_hierarchy_defaults():
     (dict(task="images"), "unknown task 'images'"),
     (dict(task="digits", model="transformer", n_tokens=5), "does not divide the 64 input features"),
     (dict(task="digits", n_train=5000), "outside the train pool of 1078"),
+    # sizes only the hierarchy knows are refused at resolution too: before a store or a progress bar exists
+    (dict(task="equidistant", n_downsampled=7), "n_downsampled must be in 0..2"),
+    (dict(task="equivariant", n_train=3, downsample_frac=0.0), "0 training samples"),
+    (dict(task="equidistant", n_test=5), "smaller than the 8 subclasses"),
+    (dict(task="text", data="x.csv", model="mlp"), "task text trains the encoder"),
+    (dict(task="digits", model="mlp", n_tokens=8), "n_tokens splits vector inputs"),
+    (dict(task="digits", seed=-1), "seeds must be non-negative"),
+    (dict(task="modular", split_seed=-3), "seeds must be non-negative"),
 ])
 def test_bad_task_configs(overrides, fragment):
     with pytest.raises(ConfigError, match=None) as err:

@@ -12,7 +12,7 @@ from grokscope.cli.main import app
 from grokscope.config import from_preset
 from grokscope.datasets import resolve
 from grokscope.errors import GrokscopeError
-from grokscope.report import build_chart, load_runs
+from grokscope.report import build_chart, load_runs, report_html
 from grokscope.store import RunStore
 from grokscope.summary import analyze
 from grokscope.trainers import train
@@ -92,6 +92,9 @@ def test_hierarchy_run_logs_per_subclass_accuracy(tmp_path):
     spec = build_chart("subclasses", load_runs([store.path])).to_dict()  # the report's shift chart
     values = next(iter(spec["datasets"].values()))
     assert {v["subset"] for v in values} == {"train (all)", "test: other subclasses", "test: down-sampled"}
+    assert row["p"] is None  # modular fields mean nothing here: neither the row nor the report claims p = 113
+    page, _ = report_html(load_runs([store.path]))
+    assert "task = equidistant" in page and "p = " not in page and "op = " not in page
 
 
 @pytest.mark.slow
@@ -114,6 +117,7 @@ def test_text_run_generalizes(tmp_path):
                       d_mlp=64, alpha=1, batch_size=64, steps=150, eval_every=10)
     row = analyze([train(cfg, tmp_path / "text.zarr")])[0]
     assert row["final_train_acc"] == 1.0 and row["final_test_acc"] > 0.95
+    assert row["task"] == "text" and row["p"] is row["op"] is row["input_format"] is None  # no modular fields
 
 
 def test_batched_hierarchy_members_match_single_runs(tmp_path):

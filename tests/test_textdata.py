@@ -140,6 +140,15 @@ def test_positions_in_a_headerless_file(tmp_path, df):
     assert read_text_table(path, text_col="1").labels.tolist() == table.labels.tolist()  # the other column
 
 
+def test_positions_in_a_file_with_a_header_skip_the_header(tmp_path, df):
+    """The IMDB layout (review,sentiment) read by position: the header row is not a text of class 'sentiment'."""
+    path = write(df.rename(columns={"text": "review", "label": "sentiment"}), tmp_path / "imdb.csv")
+    table = read_text_table(path, text_col="0", label_col="1")
+    assert table.source["header"] is True and table.classes == ("negative", "positive")
+    assert table.texts == df.text.tolist() and (table.source["text_col"], table.source["label_col"]) == (
+        "review", "sentiment")
+
+
 def test_numeric_labels_sort_numerically_and_match_across_formats(tmp_path, df):
     stars = df.assign(label=np.where(df.label == "positive", 10, 2))
     from_csv = read_text_table(write(stars, tmp_path / "r.csv"))

@@ -82,7 +82,8 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
         raise ConfigError("distillation runs do not stack; use grokscope distill")
     cfgs = [resolve(c) for c in cfgs]
     if len({group_key(c) for c in cfgs}) != 1:
-        raise ConfigError(f"runs differ in more than {', '.join(MEMBER_FIELDS)}; train them in separate groups")
+        raise ConfigError(f"runs differ in more than {', '.join(MEMBER_FIELDS)}, or some draw mini-batches and "
+                          "others train full-batch; train them in separate groups")
     if cfgs[0].optimizer not in ("adam", "adamw"):
         raise ConfigError(f"optimizer {cfgs[0].optimizer!r} does not stack; train those runs one by one")
     device = resolve_device(cfgs[0].device)
@@ -99,6 +100,7 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
     mask = (torch.arange(n_max, device=device) < n[:, None]).to(torch.float64)  # (M, n_max)
     shared = cfg.model == "transformer" and cfg.task == "modular"  # the decoder takes one token batch for all
     test = data[0] if shared else dataclasses.replace(data[0], test_x=data[0].test_x.expand(M, *data[0].test_x.shape))
+    test = dataclasses.replace(test, eval_chunk=max(1, test.eval_chunk // M))  # M members' activations per chunk
 
     models = []
     for c in cfgs:  # each member initialised exactly as it would be alone
@@ -109,7 +111,7 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
          for name in names}  # name → (M, …)
     optimizer = StackedAdam(P.values(), cfgs, decoupled=cfg.optimizer == "adamw")
     batch_gens = [torch.Generator(device="cpu").manual_seed(c.seed) for c in cfgs]
-    mini = cfg.batch_size is not None and cfg.batch_size < n_max
+    mini = cfg.batch_size is not None and cfg.batch_size < n_max  # all members agree (group_key)
     members = torch.arange(M, device=device)[:, None]
 
     shapes = {name: tuple(P[name].shape[1:]) for name in names}
