@@ -21,7 +21,7 @@ from grokscope.downsample import (CHART_ROWS, MAX_POINTS, MIN_POINTS, bucket_cur
                                   downsample_frame, points_per_curve)
 from grokscope.errors import GrokscopeError
 from grokscope.onset import Criteria
-from grokscope.store import RunStore, find_runs
+from grokscope.store import RunStore, find_runs, run_labels as store_labels
 from grokscope.summary import CONFIG_KEYS, summarize_run
 
 __all__ = ["ACCURACY", "LOSS", "NORM", "as_stores", "run_labels", "curves_frame", "curves_chart",
@@ -49,10 +49,8 @@ def as_stores(runs: Runs) -> list[RunStore]:
 
 
 def run_labels(stores: Sequence[RunStore]) -> list[str]:
-    """A unique label per store: its name, or ``parent/name`` where names repeat (``seed0/run.zarr`` …)."""
-    names = [s.name for s in stores]
-    labels = [n if names.count(n) == 1 else f"{s.path.parent.name}/{n}" for s, n in zip(stores, names)]
-    return [lab if labels.count(lab) == 1 else str(s.path) for s, lab in zip(stores, labels)]
+    """A unique label per store (:func:`grokscope.store.run_labels`): ``seed0/run``, ``equidistant/frac=0.2`` …"""
+    return store_labels([s.path for s in stores])
 
 
 def curves_frame(runs: Runs, metrics: Mapping[str, str] = ACCURACY, *, log_x: bool = False,

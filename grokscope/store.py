@@ -378,6 +378,25 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
+def run_labels(paths: Sequence[str | os.PathLike]) -> list[str]:
+    """A short label per store that tells it apart from the others: its name, with as many folders above it
+    as repeated names need (``seed0/run``), a sweep's own ``runs/`` folder left out
+    (``equidistant/downsample_frac=0.0``); the whole path when folders cannot tell two apart."""
+    def chain(path: Path) -> list[str]:  # the name, then the folders above it, innermost first
+        above = [q.name for q in path.parents
+                 if q.name and not (q.name == "runs" and (q.parent / "sweep.json").is_file())]  # sweep.INDEX
+        return [path.name.removesuffix(".zarr"), *above]
+
+    chains = [chain(Path(p).absolute()) for p in paths]
+    label = lambda c, depth: "/".join(reversed(c[:depth]))  # noqa: E731
+    out = []
+    for i, c in enumerate(chains):  # labels of different depths never collide (their "/" counts differ)
+        depth = next((d for d in range(1, len(c) + 1)
+                      if all(label(o, d) != label(c, d) for j, o in enumerate(chains) if j != i)), None)
+        out.append(str(paths[i]) if depth is None else label(c, depth))
+    return out
+
+
 def write_analysis(path: str | os.PathLike, name: str, arrays: Mapping[str, tuple[Sequence[str], np.ndarray]],
                    attrs: Mapping[str, Any]) -> bool:
     """Save derived results as group ``analysis/<name>`` (replacing an older one); dims named per array.

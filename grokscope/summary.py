@@ -16,7 +16,7 @@ import numpy as np
 from grokscope.errors import ConfigError
 from grokscope.intervals import IntervalRule, grokking_intervals
 from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
-from grokscope.store import RunStore, find_runs
+from grokscope.store import RunStore, find_runs, run_labels
 from grokscope.subclasses import subclass_summary
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
@@ -87,11 +87,14 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
 
 def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria(),
             intervals: IntervalRule | None = None) -> list[dict[str, Any]]:
-    """Summary rows for every run store named or found under ``paths``.
+    """Summary rows for every run store named or found under ``paths``; ``run`` is the store's name, with
+    parent folders where names repeat (:func:`grokscope.store.run_labels`).
 
     Examples
     --------
     >>> rows = analyze(["runs/"])                      # doctest: +SKIP
     >>> [(r["run"], r["generalization_step"]) for r in rows]  # doctest: +SKIP
     """
-    return [summarize_run(RunStore(path), criteria, intervals) for path in find_runs(paths)]
+    found = find_runs(paths)
+    return [{**summarize_run(RunStore(path), criteria, intervals), "run": label}
+            for path, label in zip(found, run_labels(found))]

@@ -8,7 +8,7 @@ import xarray as xr
 import zarr
 
 from grokscope.errors import StoreError
-from grokscope.store import ParamSpec, RunStore, RunWriter, find_runs, open_checkpoints, open_run
+from grokscope.store import ParamSpec, RunStore, RunWriter, find_runs, open_checkpoints, open_run, run_labels
 
 
 def make_writer(path, n_steps=10, ckpt_steps=(0, 5, 9)):
@@ -84,3 +84,15 @@ def test_find_runs_walks_directories_but_not_into_stores(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(StoreError, match="holds no grokscope run store"):
         find_runs([tmp_path / "empty"])
+
+
+def test_run_labels_add_folders_only_where_names_repeat(tmp_path):
+    for sweep in ("equidistant", "equivariant"):  # two sweeps with the same run ids
+        (tmp_path / sweep / "runs").mkdir(parents=True)
+        (tmp_path / sweep / "sweep.json").write_text("{}")
+    paths = [tmp_path / "equidistant/runs/f=0.zarr", tmp_path / "equivariant/runs/f=0.zarr",
+             tmp_path / "equidistant/runs/f=0.2.zarr", tmp_path / "demo.zarr",
+             tmp_path / "a/seed0/run.zarr", tmp_path / "b/seed0/run.zarr", tmp_path / "runs/seed0/run.zarr"]
+    assert run_labels(paths) == ["equidistant/f=0", "equivariant/f=0", "f=0.2", "demo", "a/seed0/run",
+                                 "b/seed0/run", "runs/seed0/run"]  # a runs/ folder of no sweep is kept
+    assert run_labels([tmp_path / "r.zarr", tmp_path / "r.zarr"]) == [str(tmp_path / "r.zarr")] * 2
