@@ -100,15 +100,20 @@ def train_size(cfg: RunConfig) -> int:
     class hierarchies (which may differ from the requested ``n_train`` by the rounding of eq. 1)."""
     if cfg.task not in HIERARCHY_TASKS:
         return int(cfg.n_train)
-    s_s, s_r = hierarchy.check_sizes(cfg.task, cfg.n_train, cfg.downsample_frac, cfg.n_downsampled, cfg.noise_std,
-                                     cfg.n_test)
-    down = hierarchy.downsampled(cfg.task, cfg.n_downsampled)
-    return int(s_s * down.sum() + s_r * (~down).sum())
+    counts = hierarchy.check_sizes(cfg.task, cfg.n_train, cfg.downsample_frac, cfg.n_downsampled, cfg.noise_std,
+                                   cfg.n_test)
+    return hierarchy.n_samples(cfg.task, cfg.n_downsampled, counts)
+
+
+def mini_batched(batch_size: int | None, n_train: int) -> bool:
+    """The one rule of both training loops: mini-batches when ``batch_size`` is below the training-set size,
+    else full batch."""
+    return batch_size is not None and batch_size < n_train
 
 
 def uses_mini_batches(cfg: RunConfig) -> bool:
-    """Whether a run samples mini-batches: a ``batch_size`` below its training-set size (else full batch)."""
-    return cfg.batch_size is not None and cfg.batch_size < train_size(resolve(cfg))
+    """Whether a run (resolved or not) draws mini-batches, from its config alone (:func:`mini_batched`)."""
+    return cfg.batch_size is not None and mini_batched(cfg.batch_size, train_size(resolve(cfg)))
 
 
 def _default(value: Any, default: Any) -> Any:

@@ -121,9 +121,15 @@ def check_sizes(kind: str, n_train: int, downsample_frac: float, n_downsampled: 
         raise ConfigError(f"n_test={n_test} is smaller than the {n_subclasses} subclasses of {kind}")
     down = downsampled(kind, n_downsampled)  # (n_classes, n_sub)
     counts = imbalance_counts(n_train, downsample_frac, int(down.sum()), int((~down).sum()))
-    if counts[0] * down.sum() + counts[1] * (~down).sum() == 0:
+    if n_samples(kind, n_downsampled, counts) == 0:
         raise ConfigError(f"n_train={n_train} gives every subclass 0 training samples (s_s, s_r = {counts})")
     return counts
+
+
+def n_samples(kind: str, n_downsampled: int, counts: tuple[int, int]) -> int:
+    """The actual training size of eq. 1's counts: ``s_s·γ_s + s_r·γ_r``."""
+    down = downsampled(kind, n_downsampled)
+    return int(counts[0] * down.sum() + counts[1] * (~down).sum())
 
 
 @dataclass(frozen=True)

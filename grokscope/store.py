@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import warnings
+from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -388,13 +389,15 @@ def run_labels(paths: Sequence[str | os.PathLike]) -> list[str]:
         return [path.name.removesuffix(".zarr"), *above]
 
     chains = [chain(Path(p).absolute()) for p in paths]
-    label = lambda c, depth: "/".join(reversed(c[:depth]))  # noqa: E731
-    out = []
-    for i, c in enumerate(chains):  # labels of different depths never collide (their "/" counts differ)
-        depth = next((d for d in range(1, len(c) + 1)
-                      if all(label(o, d) != label(c, d) for j, o in enumerate(chains) if j != i)), None)
-        out.append(str(paths[i]) if depth is None else label(c, depth))
-    return out
+    out: list[str | None] = [None] * len(chains)
+    # labels of different depths never collide (their "/" counts differ), so depths are settled one by one
+    for depth in range(1, max((len(c) for c in chains), default=0) + 1):
+        labels = ["/".join(reversed(c[:depth])) if len(c) >= depth else None for c in chains]
+        seen = Counter(labels)
+        for i, lab in enumerate(labels):
+            if out[i] is None and lab is not None and seen[lab] == 1:
+                out[i] = lab
+    return [lab if lab is not None else str(p) for lab, p in zip(out, paths)]
 
 
 def write_analysis(path: str | os.PathLike, name: str, arrays: Mapping[str, tuple[Sequence[str], np.ndarray]],

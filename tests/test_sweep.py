@@ -43,7 +43,7 @@ def test_run_ids_are_file_name_safe_and_groups_ignore_member_fields():
     assert group_key(cfg) != group_key(from_preset("demo", d_model=32))
 
 
-def test_groups_keep_full_batch_members_apart_from_mini_batched_ones():
+def test_groups_keep_full_batch_members_apart_from_mini_batched_ones(tmp_path):
     """omnigrok's batch 200: 100 examples train full-batch alone, 300 and 1,000 draw mini-batches; a member
     must train in its group as it would alone, so the first never shares a group with the others."""
     small, mid, big = (from_preset(task="digits", n_train=n) for n in (100, 300, 1000))
@@ -52,7 +52,7 @@ def test_groups_keep_full_batch_members_apart_from_mini_batched_ones():
     eqd = lambda n: from_preset(task="equidistant", n_train=n, downsample_frac=0.0, batch_size=200)  # noqa: E731
     assert group_key(eqd(201)) == group_key(eqd(150)) != group_key(eqd(1000))
     with pytest.raises(ConfigError, match="others train full-batch"):
-        train_batched([small, big], ["a.zarr", "b.zarr"])
+        train_batched([small, big], [tmp_path / "a.zarr", tmp_path / "b.zarr"])
 
 
 @pytest.mark.parametrize("optimizer, batch_size", [("adamw", None), ("adam", 32)])

@@ -21,7 +21,7 @@ import torch
 from grokscope.config import RunConfig
 from grokscope.errors import ConfigError
 from grokscope.sweep import MEMBER_FIELDS, group_key
-from grokscope.datasets import resolve
+from grokscope.datasets import mini_batched, resolve
 from grokscope.trainers.data import load_task
 from grokscope.trainers.evaluate import test_metrics
 from grokscope.trainers.functional import answer_logits
@@ -111,7 +111,7 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
          for name in names}  # name → (M, …)
     optimizer = StackedAdam(P.values(), cfgs, decoupled=cfg.optimizer == "adamw")
     batch_gens = [torch.Generator(device="cpu").manual_seed(c.seed) for c in cfgs]
-    mini = cfg.batch_size is not None and cfg.batch_size < n_max  # all members agree (group_key)
+    mini = mini_batched(cfg.batch_size, n_max)  # all members agree (group_key)
     members = torch.arange(M, device=device)[:, None]
 
     shapes = {name: tuple(P[name].shape[1:]) for name in names}

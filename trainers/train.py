@@ -19,7 +19,7 @@ from grokscope.config import RunConfig
 from grokscope.errors import ConfigError, StoreError
 from grokscope.resume import load_resume_state
 from grokscope.store import RunWriter
-from grokscope.datasets import resolve
+from grokscope.datasets import mini_batched, resolve
 from grokscope.trainers.data import load_task
 from grokscope.trainers.evaluate import test_metrics
 from grokscope.trainers.losses import accuracy, loss_fn, test_loss_fn
@@ -92,7 +92,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
         writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()},
                                model.param_dims(), model.param_roles(), device)
     rng_at_step = batch_gen.get_state()  # the batch order at the start of the current step
-    mini_batch = cfg.batch_size is not None and cfg.batch_size < n_train
+    mini_batch = mini_batched(cfg.batch_size, n_train)
     recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, start=start,
                         resume_state=lambda: capture(params, optimizer, rng_at_step), n_groups=data.n_groups)
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
