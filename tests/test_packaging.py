@@ -1,5 +1,6 @@
 """The design card's layout installs as one package: grokscope, grokscope.trainers, grokscope.cli."""
 
+import json
 import os
 import subprocess
 import sys
@@ -30,14 +31,40 @@ def test_analysis_layer_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO.parent)
 
 
-@pytest.mark.slow
-def test_wheel_holds_only_grokscope_and_works_when_installed(tmp_path):
+def _declared_packages() -> list[str]:
+    text = (REPO / "pyproject.toml").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("packages = "))
+    return json.loads(line.split("=", 1)[1])
+
+
+def test_every_package_folder_is_declared():
+    """The package-dir mapping turns discovery off, so a forgotten sub-package would be missing from the
+    wheel (it happened: grokscope.importers).  Every folder holding an __init__.py must be listed."""
+    roots = {"grokscope": REPO / "grokscope", "grokscope.trainers": REPO / "trainers", "grokscope.cli": REPO / "cli"}
+    found = set()
+    for prefix, root in roots.items():
+        for init in root.rglob("__init__.py"):
+            rel = init.parent.relative_to(root).parts
+            found.add(".".join((prefix, *rel)))
+    assert found == set(_declared_packages())
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", tmp_path / "dist", REPO], check=True)
-    wheel = next((tmp_path / "dist").glob("grokscope-*.whl"))
-    tops = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
+                    "-w", dist, REPO], check=True)
+    return next(dist.glob("grokscope-*.whl"))
+
+
+@pytest.mark.slow
+def test_wheel_holds_only_grokscope_and_trains_when_installed(wheel, tmp_path):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names}
     # nothing at top level but grokscope: no `trainers` or `cli` to collide with other packages
     assert {t for t in tops if not t.endswith(".dist-info")} == {"grokscope"}
+    for package in _declared_packages():  # every package's modules are in it
+        assert package.replace(".", "/") + "/__init__.py" in names, package
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel],
                    check=True)
@@ -54,3 +81,31 @@ def test_wheel_holds_only_grokscope_and_works_when_installed(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
+
+
+@pytest.mark.slow
+def test_wheel_in_a_fresh_venv_without_torch_imports_analyzes_and_reports(wheel, tmp_path):
+    """As a user installs it: ``pip install grokscope-*.whl`` into a new venv (its dependencies, no torch),
+    then the console script from a folder outside the checkout."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    py, cli = venv / "bin" / "python", venv / "bin" / "grokscope"
+    subprocess.run([py, "-m", "pip", "install", "-q", wheel], check=True, capture_output=True)
+    assert subprocess.run([py, "-c", "import torch"], capture_output=True).returncode != 0  # no torch there
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    rows = [f"{s},{2 / (1 + s):.6f},{min(1.0, 0.1 + s / 40):.3f},{min(1.0, s / 1500):.4f}"
+            for s in (0, 10, 20, 40, 100, 500, 1000, 1425, 1500, 3000)]
+    (work / "metrics.csv").write_text("step,train/loss,train/accuracy,val/accuracy\n" + "\n".join(rows) + "\n")
+
+    def grokscope(*args):
+        result = subprocess.run([cli, *map(str, args)], cwd=work, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    assert "analyze" in grokscope("--help").stdout
+    grokscope("import", "metrics.csv", "--out", "theirs.zarr")
+    (row,) = json.loads(grokscope("analyze", "theirs.zarr", "--json").stdout)
+    assert row["memorization_step"] == 40 and row["generalization_step"] == 1425  # 1425/1500 = 0.95
+    grokscope("report", "theirs.zarr", "-o", "theirs.html")
+    assert (work / "theirs.html").stat().st_size > 100_000  # the page inlines Vega
