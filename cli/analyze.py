@@ -11,11 +11,14 @@ from grokscope.cli.output import emit_rows
 from grokscope.errors import ConfigError
 from grokscope.intervals import IntervalRule
 from grokscope.onset import Criteria
+from grokscope.stability import SUSTAIN_EVALS, StabilityRule
 from grokscope.summary import analyze
 
 TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memorized@",
                  "generalization_step": "generalized@", "grokking_delay": "delay", "final_train_acc": "train acc",
                  "final_test_acc": "test acc", "l2_at_memorization": "L2@mem", "l2_at_generalization": "L2@gen",
+                 "sustained_generalization_step": "sustained@", "stable": "stable",
+                 "dips_after_generalization": "dips", "collapse_step": "collapse@", "loss_spikes": "spikes",
                  "status": "status"}
 
 INTERVAL_COLUMNS = {"alpha0": "α0", "alpha1": "α1", "sigma_s": "σ_S", "sigma_e": "σ_E", "support": "S",
@@ -53,13 +56,32 @@ def analyze_command(
     smooth: Annotated[Optional[str], typer.Option(help="Intervals: smoothing, ema or gaussian.")] = None,
     smooth_amount: Annotated[float, typer.Option(help="EMA weight in [0, 1), or Gaussian σ in logged "
                                                       "points.")] = 0.0,
+    sustain_evals: Annotated[Optional[int], typer.Option(
+        help=f"Sustained generalization: the criterion holds at this many evaluations in a row "
+             f"[default: {SUSTAIN_EVALS}].")] = None,
+    sustain_steps: Annotated[Optional[float], typer.Option(
+        help="Sustained generalization instead: the criterion holds at every evaluation within this many "
+             "steps (the run evaluated that long after).")] = None,
+    collapse_train_acc: Annotated[float, typer.Option(
+        help="Collapse: first evaluation after memorization with train accuracy below this.")] = 0.5,
+    collapse_train_loss: Annotated[Optional[float], typer.Option(
+        help="Collapse under --train-loss-below: train loss above this [default: 10 × that "
+             "threshold].")] = None,
+    spike_factor: Annotated[float, typer.Option(
+        help="Loss spikes: episodes of train loss above this × its running minimum.")] = 10.0,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")] = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Memorization step, generalization step, grokking delay and final metrics of each run.
+    """Memorization step, generalization step, grokking delay, final metrics and stability (sustained
+    generalization, dips, collapse, loss spikes; docs/intervals.md) of each run.
 
     A threshold a run never reached is shown as null (JSON) or empty, never 0.
     """
+    if sustain_evals is not None and sustain_steps is not None:
+        raise ConfigError("give --sustain-evals or --sustain-steps, not both")
+    stable_rule = StabilityRule(sustain_evals=SUSTAIN_EVALS if sustain_evals is None else sustain_evals,
+                                sustain_steps=sustain_steps, collapse_train_acc=collapse_train_acc,
+                                collapse_train_loss=collapse_train_loss, spike_factor=spike_factor)
     rule = None
     if intervals:
         try:
@@ -67,7 +89,8 @@ def analyze_command(
                                 smoothing=smooth, smoothing_amount=smooth_amount)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    rows = analyze(paths, criteria_from(train_acc, test_acc, train_loss_below, test_loss_below), rule)
+    rows = analyze(paths, criteria_from(train_acc, test_acc, train_loss_below, test_loss_below), rule,
+                   stable_rule)
     columns = {**TABLE_COLUMNS, **(INTERVAL_COLUMNS if intervals else {})}
     if any("final_test_acc_downsampled" in row for row in rows):
         columns.update(SUBCLASS_COLUMNS)

@@ -16,6 +16,7 @@ import numpy as np
 from grokscope.errors import ConfigError
 from grokscope.intervals import IntervalRule, grokking_intervals
 from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
+from grokscope.stability import StabilityRule, stability
 from grokscope.store import RunStore, find_runs, run_labels
 from grokscope.subclasses import subclass_summary
 
@@ -43,9 +44,11 @@ def _at_step(steps: np.ndarray, values: np.ndarray | None, step: int | None) -> 
 
 
 def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
-                  intervals: IntervalRule | None = None) -> dict[str, Any]:
-    """Memorization and generalization steps, delay, final metrics and L2 norms of one run; with
-    ``intervals``, also seed 001's Definition 3.1 quantities (``alpha0``, ``alpha1``, ``sigma_s``, ``sigma_e``,
+                  intervals: IntervalRule | None = None,
+                  stability_rule: StabilityRule = StabilityRule()) -> dict[str, Any]:
+    """Memorization and generalization steps, delay, final metrics and L2 norms of one run, whether it
+    stayed generalized (:mod:`grokscope.stability`: ``sustained_generalization_step``, dips,
+    ``collapse_step``, ``loss_spikes`` …); with ``intervals``, also seed 001's Definition 3.1 quantities (``alpha0``, ``alpha1``, ``sigma_s``, ``sigma_e``,
     ``delta_s``, ``delta_t``, ``support``, ``support_ratio``, ``grokked``) on the accuracy curves.
 
     Steps never reached are ``None``.  Raises :class:`ConfigError` if the criteria need a metric the run lacks.
@@ -72,6 +75,7 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
         "final_test_loss": _last_valid(curves.get("test_loss")),
         "l2_at_memorization": _at_step(steps, curves.get("l2_norm"), memorized),
         "l2_at_generalization": _at_step(steps, curves.get("l2_norm"), generalized),
+        **stability(steps, curves, criteria, stability_rule).to_dict(),
     }
     row.update({key: config[key] for key in CONFIG_KEYS if key in config})
     if config.get("task", "modular") != "modular":
@@ -86,7 +90,8 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
 
 
 def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria(),
-            intervals: IntervalRule | None = None) -> list[dict[str, Any]]:
+            intervals: IntervalRule | None = None,
+            stability_rule: StabilityRule = StabilityRule()) -> list[dict[str, Any]]:
     """Summary rows for every run store named or found under ``paths``; ``run`` is the store's name, with
     parent folders where names repeat (:func:`grokscope.store.run_labels`).
 
@@ -96,5 +101,5 @@ def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria(),
     >>> [(r["run"], r["generalization_step"]) for r in rows]  # doctest: +SKIP
     """
     found = find_runs(paths)
-    return [{**summarize_run(RunStore(path), criteria, intervals), "run": label}
+    return [{**summarize_run(RunStore(path), criteria, intervals, stability_rule), "run": label}
             for path, label in zip(found, run_labels(found))]

@@ -234,3 +234,34 @@ def test_any_jsonl_text_parses_or_raises_grokscope_error(text):
         _pipeline(parse_jsonl(text, path), path)
     except GrokscopeError:
         pass
+
+
+def test_imported_sparse_csv_reports_stability(tmp_path):
+    """A run that groks at 250, dips once (410), collapses in training (800) and has one loss spike (500),
+    train logged every 10 steps and test at eight irregular steps: `import`, then `analyze --json`."""
+    from typer.testing import CliRunner
+
+    from grokscope.cli.main import app
+
+    test = {0: 0.1, 100: 0.2, 250: 0.96, 400: 0.97, 410: 0.3, 420: 0.98, 700: 0.99, 990: 0.99}
+    lines = ["step,train_loss,train_acc,test_acc"]
+    for step in range(0, 1000, 10):
+        loss = 5.0 if step == 500 else 1.0 / (1 + step)
+        acc = 0.5 if step < 200 else (1.0 if step < 800 else 0.2)
+        lines.append(f"{step},{loss},{acc},{test.get(step, '')}")
+    (tmp_path / "x.csv").write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", str(tmp_path / "x.csv"), "--out", str(tmp_path / "s.zarr")])
+    assert result.exit_code == 0, result.stderr
+    result = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)[0]
+    assert (row["memorization_step"], row["generalization_step"]) == (200, 250)
+    assert row["sustained_generalization_step"] is None  # 420, 700, 990: only three evaluations after the dip
+    assert (row["dips_after_generalization"], row["stable"], row["min_test_acc_after_generalization"]) == (
+        1, False, 0.3)
+    assert (row["collapse_step"], row["loss_spikes"]) == (800, 1)
+    result = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--json", "--sustain-evals", "3"])
+    assert json.loads(result.stdout)[0]["sustained_generalization_step"] == 420
+    result = runner.invoke(app, ["analyze", str(tmp_path / "s.zarr"), "--json", "--sustain-steps", "500"])
+    assert json.loads(result.stdout)[0]["sustained_generalization_step"] == 420  # 990 ≥ 420 + 500
