@@ -15,7 +15,7 @@ import pandas as pd
 
 from grokscope.charts_base import HEIGHT, WIDTH, round_sig, sized, step_x, tidy_table
 from grokscope.charts_runs import mark_layers, marks_frame
-from grokscope.downsample import CHART_ROWS, MAX_POINTS, bucket_curve, bucket_edges, pick_indices
+from grokscope.downsample import CHART_ROWS, MAX_POINTS, decimate, pick_indices
 from grokscope.errors import GrokscopeError
 
 __all__ = ["l2_chart", "spectrum_chart", "key_frequency_chart"]
@@ -38,7 +38,8 @@ def l2_chart(
     Parameters
     ----------
     steps, l2 : array_like, shape (n,)
-        Steps and the norm at each (NaN where not logged); downsampled to ``MAX_POINTS``.
+        Steps and the norm at each (NaN where not logged); downsampled to ``MAX_POINTS`` real points over
+        the step values, each bucket's min and max among them (:func:`grokscope.downsample.decimate`).
     fit : :class:`grokscope.norms.DecayFit` or a mapping with ``w0, gamma, start, stop``, optional.
     marks : a summary row (``memorization_step``, ``generalization_step``) to mark with rules.
     log_x : log step axis (step 0 dropped).
@@ -54,10 +55,8 @@ def l2_chart(
     if steps.ndim != 1 or l2.shape != steps.shape or steps.size == 0:
         raise GrokscopeError(f"l2_chart needs steps and l2 of one equal length, got {steps.shape} and "
                              f"{l2.shape}")
-    s, v, lo, hi = bucket_curve(steps, l2, bucket_edges(max(0.0, steps[0]), steps[-1], MAX_POINTS, log_x))
-    band = bool(np.any((lo != v) | (hi != v)))
-    curve = {"value": round_sig(v), **({"lo": round_sig(lo), "hi": round_sig(hi)} if band else {})}
-    parts = [pd.DataFrame({"kind": "curve", "series": "L2 norm", "step": s, **curve})]
+    s, v = decimate(steps, l2, MAX_POINTS, log=log_x)
+    parts = [pd.DataFrame({"kind": "curve", "series": "L2 norm", "step": s, "value": round_sig(v)})]
     series = ["L2 norm"]
     if fit is not None:
         w0, gamma, start, stop = (_fit_value(fit, k) for k in ("w0", "gamma", "start", "stop"))
@@ -82,9 +81,6 @@ def l2_chart(
     y = alt.Y("value:Q", title="L2 norm", scale=alt.Scale(zero=False))
     tooltip = ["step:Q", alt.Tooltip("value:Q", format=".4g")]
     layers = [curve.mark_line(strokeWidth=1.6).encode(x=step_x(log_x), y=y, color=color, tooltip=tooltip)]
-    if band:  # min/max inside each downsampling bucket
-        layers.append(curve.mark_area(opacity=0.18).encode(x=step_x(log_x), y="lo:Q", y2="hi:Q",
-                                                           color=color))
     if fit is not None:
         layers.append(base.transform_filter("datum.kind == 'fit'").mark_line(strokeDash=[6, 3], strokeWidth=2)
                       .encode(x=step_x(log_x), y=y, color=color))

@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from grokscope.charts_base import HEIGHT, WIDTH, require_columns, round_sig, sized, step_x, tidy_table
-from grokscope.downsample import (CHART_ROWS, MAX_POINTS, MIN_POINTS, bucket_curve, bucket_edges,
-                                  downsample_frame, points_per_curve)
+from grokscope.downsample import CHART_ROWS, MAX_POINTS, MIN_POINTS, decimate, downsample_frame, points_per_curve
 from grokscope.errors import GrokscopeError
 from grokscope.onset import Criteria
 from grokscope.store import RunStore, find_runs, run_labels as store_labels
@@ -59,8 +58,9 @@ def curves_frame(runs: Runs, metrics: Mapping[str, str] = ACCURACY, *, log_x: bo
     (``run`` from :func:`run_labels`).
 
     ``metrics`` maps a split name to a per-step array of the store (e.g. ``{"train": "train_acc"}``); a
-    run lacking an array contributes no rows for it.  All runs are bucketed on one grid (linear, or
-    log-spaced with ``log_x``) of ``max_points`` buckets, so seeds line up step by step.
+    run lacking an array contributes no rows for it.  Each curve keeps at most ``max_points`` real points,
+    the extremes of each bucket among them (:func:`grokscope.downsample.decimate`), the buckets spanning
+    the runs' common range of *step values* (linear, or log-spaced with ``log_x``); ``lo = hi = value``.
 
     Examples
     --------
@@ -69,18 +69,20 @@ def curves_frame(runs: Runs, metrics: Mapping[str, str] = ACCURACY, *, log_x: bo
     ['test', 'train']
     """
     stores = as_stores(runs)
-    last = max((s.n_steps for s in stores), default=1)
-    edges = bucket_edges(0, max(1, last - 1), max_points, log_x)
+    steps_of = [store.read("step") for store in stores]  # (n_steps,) each: step values, not row numbers
+    logged = [s for s in steps_of if len(s)]
+    first = max(0.0, float(min(s[0] for s in logged))) if logged else 0.0
+    last = float(max(s[-1] for s in logged)) if logged else 1.0
+    span = (first, max(first, last))
     parts = []
-    for store, label in zip(stores, run_labels(stores)):
-        steps = store.read("step")  # (n_steps,)
+    for store, label, steps in zip(stores, run_labels(stores), steps_of):
         config = {k: store.config[k] for k in CONFIG_KEYS if k in store.config}
         for split, name in metrics.items():
             if not store.has(name):
                 continue
-            s, v, lo, hi = bucket_curve(steps, store.read(name), edges)
+            s, v = decimate(steps, store.read(name), max_points, log=log_x, span=span)
             parts.append(pd.DataFrame({"run": label, "split": split, "step": s.astype(np.int64),
-                                       "value": v, "lo": lo, "hi": hi, **config}))
+                                       "value": v, "lo": v, "hi": v, **config}))
     columns = ["run", "split", "step", "value", "lo", "hi"]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
@@ -115,10 +117,23 @@ def _interval_frame(intervals: Mapping[str, Any] | None) -> pd.DataFrame:
 
 
 def _group(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Mean over runs per (keys, split, step); the band spans the runs' min and max."""
-    grouped = df.groupby([*keys, "split", "step"], sort=True, dropna=False)
-    out = grouped.agg(value=("value", "mean"), lo=("lo", "min"), hi=("hi", "max"), runs=("run", "nunique"))
-    return out.reset_index()
+    """Mean over runs per (keys, split) on the union of their steps, each run's curve linearly
+    interpolated there (inside its own step range; decimated runs keep different points); the band spans
+    the runs' ``lo`` and ``hi``; ``runs`` counts the runs covering each step."""
+    out = []
+    for key, part in df.groupby([*keys, "split"], sort=True, dropna=False):
+        grid = np.unique(part["step"].to_numpy())  # (n_grid,)
+        x = grid.astype(np.float64)
+        curves = [run.sort_values("step", kind="stable") for _, run in part.groupby("run", sort=False)]
+        on_grid = {c: np.stack([np.interp(x, r["step"].to_numpy(np.float64), r[c].to_numpy(np.float64),
+                                          left=np.nan, right=np.nan) for r in curves])  # (n_runs, n_grid)
+                   for c in ("value", "lo", "hi")}
+        covered = ~np.isnan(on_grid["value"])  # every grid step is some run's own step: ≥ 1 run each
+        out.append(pd.DataFrame({**dict(zip([*keys, "split"], key)), "step": grid,
+                                 "value": np.nanmean(on_grid["value"], axis=0),
+                                 "lo": np.nanmin(on_grid["lo"], axis=0), "hi": np.nanmax(on_grid["hi"], axis=0),
+                                 "runs": covered.sum(axis=0)}))
+    return pd.concat(out, ignore_index=True)
 
 
 def _series_sort(values: pd.Series) -> list[str]:
@@ -262,7 +277,7 @@ def curves_chart(
     layers.append(curves.mark_line(strokeWidth=1.6).encode(  # before the band: the legend takes its symbols
         x=step_x(log_x), y=alt.Y("value:Q", title=y_title, scale=y_scale), color=color, strokeDash=dash,
         detail="split:N", tooltip=tooltip))
-    if band:  # min/max over the runs of a group, or inside each downsampling bucket
+    if band:  # min/max over the runs of a group (or a band the table brought)
         layers.append(curves.mark_area(opacity=0.18).encode(
             x=step_x(log_x), y=alt.Y("lo:Q", scale=y_scale), y2="hi:Q", color=color, detail="split:N"))
     if marks is not None:

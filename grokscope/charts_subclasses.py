@@ -12,7 +12,7 @@ import altair as alt
 import pandas as pd
 
 from grokscope.charts_base import HEIGHT, WIDTH, round_sig, sized, step_x, tidy_table
-from grokscope.downsample import MAX_POINTS, downsample_frame
+from grokscope.downsample import downsample_frame, points_per_curve
 from grokscope.store import RunStore
 from grokscope.subclasses import subclass_curves
 
@@ -36,7 +36,8 @@ def subclass_frame(runs: Sequence[RunStore], labels: Sequence[str], *, log_x: bo
     df = pd.concat(parts, ignore_index=True)
     if log_x:
         df = df[df["step"] > 0]
-    df = downsample_frame(df, ["run", "subset"], MAX_POINTS, log=log_x)
+    n_curves = df.groupby(["run", "subset"]).ngroups  # up to 8 runs × 3 subsets share altair's row limit
+    df = downsample_frame(df, ["run", "subset"], points_per_curve(n_curves), log=log_x)
     df["value"] = round_sig(df["value"])
     return tidy_table([df[["run", "subset", "step", "value"]]])
 

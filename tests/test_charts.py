@@ -11,11 +11,12 @@ import pytest
 from grokscope.charts import (accuracy_chart, cds_scaling_chart, curves_frame, generalization_steps_chart,
                               key_frequency_chart, l2_chart, landscape_chart, loss_chart, norm_chart,
                               spectrum_chart, stepwise_chart)
-from grokscope.downsample import (CHART_ROWS, MAX_POINTS, bucket_curve, bucket_edges, downsample_frame,
-                                  pick_indices, points_per_curve)
+from grokscope.charts_subclasses import subclass_chart, subclass_frame
+from grokscope.downsample import (CHART_ROWS, MAX_POINTS, bucket_edges, decimate, downsample_frame,
+                                  extreme_indices, pick_indices, points_per_curve)
 from grokscope.errors import GrokscopeError
 from grokscope.norms import DecayFit
-from grokscope.store import ParamSpec, RunWriter
+from grokscope.store import ParamSpec, RunStore, RunWriter
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
 
@@ -48,25 +49,25 @@ def kind(rows, name):
 # --- downsampling ---------------------------------------------------------------------------------------
 
 
-def test_bucket_curve_keeps_last_min_max_of_each_bucket():
+def test_each_bucket_keeps_its_last_min_and_max_as_real_points():
     steps = np.arange(10.0)
     values = np.array([3.0, 1, 4, 1, 5, 9, 2, 6, 5, 3])
-    s, last, lo, hi = bucket_curve(steps, values, bucket_edges(0, 10, 2))  # buckets [0, 5) and [5, 10]
-    assert s.tolist() == [4, 9] and last.tolist() == [5, 3]
-    assert lo.tolist() == [1, 2] and hi.tolist() == [5, 9]
+    idx = extreme_indices(steps, values, bucket_edges(0, 10, 2))  # buckets [0, 5) and [5, 10]
+    assert idx.tolist() == [0, 1, 4, 5, 6, 9]  # first; min 1 (first of two), max 5, last; max 9, min 2, last
+    band = extreme_indices(steps, values, bucket_edges(0, 10, 2), lo=values - np.r_[0, 0, 9, 0, 0, 0, 0, 0, 0, 0])
+    assert 2 in band.tolist()  # the band's own minimum (4 − 9 at step 2) is a kept row too
 
 
-def test_bucket_curve_skips_nan_and_empty_buckets():
+def test_decimate_skips_nan_and_keeps_short_curves_whole():
     values = np.array([np.nan, 2.0, np.nan, np.nan, np.nan, 7.0])
-    s, last, lo, hi = bucket_curve(np.arange(6.0), values, bucket_edges(0, 5, 5))
-    assert s.tolist() == [1, 5] and last.tolist() == [2, 7] and lo.tolist() == [2, 7]
+    s, v = decimate(np.arange(6.0), values, 5)
+    assert s.tolist() == [1, 5] and v.tolist() == [2, 7]
 
 
 def test_log_edges_keep_early_steps_apart():
-    edges = bucket_edges(0, 99_999, 100, log=True)
-    s, *_ = bucket_curve(np.arange(100_000.0), np.ones(100_000), edges)
+    s, _ = decimate(np.arange(100_000.0), np.ones(100_000), MAX_POINTS, log=True)
     assert s[:3].tolist() == [0, 1, 2]  # early buckets narrower than one step: every early step kept
-    assert len(s) <= 100 and s[-1] == 99_999
+    assert len(s) <= MAX_POINTS and s[-1] == 99_999
 
 
 def test_points_per_curve_and_pick_indices():
@@ -75,14 +76,18 @@ def test_points_per_curve_and_pick_indices():
     assert pick_indices(np.arange(3), 10).tolist() == [0, 1, 2]
 
 
-def test_downsample_frame_buckets_long_curves_and_keeps_short_ones():
-    long = pd.DataFrame({"run": "a", "step": np.arange(10_000), "value": np.arange(10_000.0)})
+def test_downsample_frame_keeps_extremes_and_short_curves():
+    values = np.arange(10_000.0)
+    values[7_777] = -5.0  # a one-step dip inside a rising curve
+    long = pd.DataFrame({"run": "a", "step": np.arange(10_000), "value": values})
     short = pd.DataFrame({"run": "b", "step": [0, 5000, 9999], "value": [1.0, 2.0, 3.0]})
     out = downsample_frame(pd.concat([long, short]), ["run"], 100)
     a, b = out[out.run == "a"], out[out.run == "b"]
-    assert len(a) == 100 and a.step.iloc[-1] == 9999 and a.value.iloc[-1] == 9999
-    assert (a["hi"] == a["value"]).all() and a["lo"].iloc[1] == 100  # values = steps: min = bucket's first
+    assert 95 <= len(a) <= 100 and a.step.iloc[-1] == 9999 and a.value.iloc[-1] == 9999
+    assert (a["lo"] == a["value"]).all() and a.set_index("step").value[7777] == -5.0  # a real row, in the line
     assert b.step.tolist() == [0, 5000, 9999] and b.value.tolist() == [1, 2, 3]
+    again = downsample_frame(a, ["run"], 40)  # decimating decimated rows keeps the dip
+    assert len(again) <= 40 and again.value.min() == -5.0
 
 
 # --- run curves -----------------------------------------------------------------------------------------
@@ -163,7 +168,7 @@ def test_tidy_table_input_and_bad_columns():
     df = pd.DataFrame({"step": np.arange(20_000), "split": "test", "value": np.linspace(0, 1, 20_000)})
     rows = kind(datasets(accuracy_chart(df, marks=[{"memorization_step": 3, "generalization_step": None}])),
                 "curve")
-    assert len(rows) == MAX_POINTS and rows[-1]["value"] == 1.0
+    assert 0.95 * MAX_POINTS <= len(rows) <= MAX_POINTS and rows[-1]["value"] == 1.0
     with pytest.raises(GrokscopeError, match="needs columns value"):
         accuracy_chart(df.drop(columns="value"))
     with pytest.raises(GrokscopeError, match="no such column"):
@@ -240,3 +245,79 @@ def test_landscape_boundary_is_the_first_size_reaching_epsilon():
     assert sum(r["reached"] for r in kind(rows, "cell")) == 4
     with pytest.raises(GrokscopeError, match="epsilon"):
         landscape_chart(df, 1.5)
+
+
+# --- decimation over step values: sparse runs and one-step spikes ---------------------------------------
+
+
+def sparse_run(path, n_points=1000, every=100):
+    """An imported-like run: ``n_points`` rows logged every ``every`` steps, noisy accuracies."""
+    rng = np.random.default_rng(0)
+    writer = RunWriter(path, attrs={"config": {"n_train": 100}}, n_steps=n_points,
+                       metrics={"train_acc": (), "test_acc": ()}, params=[], ckpt_steps=np.array([], np.int64),
+                       step_values=np.arange(n_points) * every)
+    writer.write_metrics(0, {"train_acc": rng.uniform(0.9, 1.0, n_points), "test_acc": rng.uniform(0, 1, n_points)})
+    writer.finalize()
+    return path
+
+
+def test_sparse_run_keeps_its_budget_of_points(tmp_path):
+    df = curves_frame(sparse_run(tmp_path / "sparse.zarr"))  # steps 0 … 99,900 in 1,000 rows
+    counts = df.groupby("split").size()
+    assert (counts >= 0.9 * MAX_POINTS).all() and (counts <= MAX_POINTS).all(), counts  # was 11 each
+    assert df.step.max() == 99_900
+    rows = kind(datasets(accuracy_chart(tmp_path / "sparse.zarr")), "curve")
+    assert 2 * 0.9 * MAX_POINTS <= len(rows) <= 2 * MAX_POINTS
+
+
+SPIKE = 54_321  # the one step where every curve jumps
+
+
+def spike_run(path, *, height=1.0, seed=0):
+    """100,001 steps; at step SPIKE alone: test accuracy 0.2 → ``height``, train loss ×1000, L2 +10, and
+    the down-sampled subclass's test accuracy 0.3 → 0.9."""
+    t = np.arange(100_001, dtype=np.float64)
+    spike = t == SPIKE
+    sub = np.stack([np.where(spike, 0.9, 0.3), np.full(t.size, 0.8)], axis=1)  # (steps, 2 subclasses)
+    writer = RunWriter(path, attrs={"config": {"n_train": 100, "seed": seed},
+                                    "task": {"downsampled": [True, False]}}, n_steps=t.size,
+                       metrics={**{name: () for name in CURVES}, "test_acc_subclass": (("subclass", 2),)},
+                       params=[], ckpt_steps=np.array([], np.int64))
+    writer.write_metrics(0, {"train_acc": np.ones(t.size), "test_acc": np.where(spike, height, 0.2),
+                             "train_loss": np.where(spike, 1.0, 1e-3), "test_loss": np.ones(t.size),
+                             "l2_norm": np.where(spike, 50.0, 40.0), "test_acc_subclass": sub})
+    writer.finalize()
+    return path
+
+
+def at_spike(rows, **match):
+    """Values of the drawn curve rows at SPIKE matching ``match``."""
+    return [r["value"] for r in kind(rows, "curve") if r["step"] == SPIKE
+            and all(r.get(k) == v for k, v in match.items())]
+
+
+def test_a_one_step_spike_survives_in_every_chart_line(tmp_path):
+    a, b = spike_run(tmp_path / "a.zarr"), spike_run(tmp_path / "b.zarr", height=0.6, seed=1)
+    assert at_spike(datasets(accuracy_chart(a)), split="test") == [1.0]
+    assert at_spike(datasets(accuracy_chart(a, log_x=True)), split="test") == [1.0]
+    assert at_spike(datasets(loss_chart(a)), split="train") == [1.0]
+    assert at_spike(datasets(norm_chart([a, b])), series="a") == [50.0]
+    assert at_spike(datasets(accuracy_chart([a, b])), series="b", split="test") == [0.6]  # overlaid
+    grouped = [r for r in kind(datasets(accuracy_chart([a, b], group_by="n_train")), "curve")
+               if r["step"] == SPIKE and r["split"] == "test"]
+    assert [(r["value"], r["hi"], r["runs"]) for r in grouped] == [(pytest.approx(0.8), 1.0, 2)]  # mean line
+    store = RunStore(a)
+    rows = datasets(l2_chart(store.read("step"), store.read("l2_norm")))
+    assert [r["value"] for r in kind(rows, "curve") if r["step"] == SPIKE] == [50.0]
+    sub = subclass_frame([store], ["a"])
+    assert sub[(sub.step == SPIKE) & (sub.subset == "test: down-sampled")].value.tolist() == [0.9]
+    frame = curves_frame([a, b])  # a chart with many curves decimates again, to fewer points each
+    again = downsample_frame(frame, ["run", "split"], 50)
+    assert again[(again.run == "a") & (again.split == "test")].value.max() == 1.0
+
+
+def test_eight_subclass_runs_fit_altairs_row_limit(tmp_path):
+    paths = [spike_run(tmp_path / f"r{i}.zarr", seed=i) for i in range(8)]
+    df = subclass_frame([RunStore(p) for p in paths], [f"r{i}" for i in range(8)])
+    assert len(df) <= CHART_ROWS  # 8 runs × 3 subsets × 400 points was 9,600 rows: MaxRowsError
+    datasets(subclass_chart(df))
