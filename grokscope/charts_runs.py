@@ -34,7 +34,9 @@ NORM = {"l2": "l2_norm"}
 SPLIT_COLORS = {"train": "#4c78a8", "test": "#e45756", "l2": "#4c78a8"}
 LEGEND = alt.Legend(symbolType="stroke", symbolStrokeWidth=2.5, symbolOpacity=1)
 EVENTS = {"memorization": ("memorization_step", [2, 3], "memorized"),  # event → (summary key, dash, label)
-          "generalization": ("generalization_step", [7, 3], "generalized")}
+          "generalization": ("generalization_step", [7, 3], "generalized"),
+          "sustained": ("sustained_generalization_step", [1, 2], "sustained"),  # grokscope.stability
+          "collapse": ("collapse_step", [8, 2, 2, 2], "collapsed")}
 
 
 def as_stores(runs: Runs) -> list[RunStore]:
@@ -89,13 +91,17 @@ def curves_frame(runs: Runs, metrics: Mapping[str, str] = ACCURACY, *, log_x: bo
 
 def marks_frame(marks: Any, runs: Sequence[str]) -> pd.DataFrame:
     """Rows ``run, event, step, label`` from summary rows (``run, memorization_step,
-    generalization_step``); a row without ``run`` belongs to the only run."""
+    generalization_step``, and ``sustained_generalization_step``, ``collapse_step`` where present); a row
+    without ``run`` belongs to the only run.  The sustained mark is left out where it coincides with the
+    generalization step (a run that stayed generalized from its first crossing)."""
     rows = marks.to_dict("records") if isinstance(marks, pd.DataFrame) else list(marks)
     out = []
     for row in rows:
         run = row.get("run", runs[0] if len(runs) == 1 else None)
         for event, (key, _, label) in EVENTS.items():
             step = row.get(key)
+            if event == "sustained" and step is not None and step == row.get("generalization_step"):
+                continue
             if run in runs and step is not None and np.isfinite(step):
                 out.append({"run": run, "event": event, "step": int(step), "label": f"{label} {int(step)}"})
     return pd.DataFrame(out, columns=["run", "event", "step", "label"])
@@ -146,8 +152,8 @@ def _series_sort(values: pd.Series) -> list[str]:
 
 
 def mark_layers(base: alt.Chart, color: Any, table: pd.DataFrame) -> list[alt.Chart]:
-    """Rules (and, with a fixed colour, labels) at memorization and generalization steps: the rows of
-    ``table`` with ``kind == 'mark'``.  Only events present get layers (an empty layer makes Vega warn)."""
+    """Rules (and, with a fixed colour, labels) at the steps of :data:`EVENTS` (memorized, generalized,
+    sustained, collapsed): the rows of ``table`` with ``kind == 'mark'``.  Only events present get layers (an empty layer makes Vega warn)."""
     present = set(table.loc[table["kind"] == "mark", "event"]) if "event" in table else set()
     layers = []
     for i, (event, (_, dash, _)) in enumerate(EVENTS.items()):
@@ -212,8 +218,8 @@ def curves_chart(
     log_x, log_y : log axes (rows with step 0, or values ≤ 0 on a log y axis, are dropped).
     group_by : a column (e.g. ``"n_train"``) whose runs are averaged.
     facet : a column to facet by (e.g. ``"run"``), three facets a row.
-    marks : summary rows (``run, memorization_step, generalization_step``, e.g. from ``analyze``) to mark
-        with rules; ``None`` computes them from run stores with ``criteria``; ``False`` draws none.
+    marks : summary rows (``run, memorization_step, generalization_step``, optionally
+        ``sustained_generalization_step, collapse_step``, e.g. from ``analyze``) to mark with rules; ``None`` computes them from run stores with ``criteria``; ``False`` draws none.
         Not drawn when grouping.
     intervals : seed-001 intervals of the run (``alpha0, alpha1, support`` as
         ``GrokkingIntervals.to_dict()`` gives, or ``support_end``), shaded.

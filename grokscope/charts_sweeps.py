@@ -2,7 +2,9 @@
 the critical data size (CDS), CDS vs model size with its power-law fit, and the accuracy landscape.
 
 Each takes a tidy table (one row per run, or per run and threshold) with the columns named below; a step
-that was never reached is NaN (missing), never 0.
+that was never reached is NaN (missing), never 0.  An optional ``stable`` column (True / False / None, as
+:mod:`grokscope.stability` gives it) draws the points of runs that generalized but did not stay
+generalized as triangles.
 """
 
 from __future__ import annotations
@@ -20,6 +22,25 @@ from grokscope.errors import GrokscopeError
 __all__ = ["stepwise_chart", "generalization_steps_chart", "cds_scaling_chart", "landscape_chart"]
 
 FIT_POINTS = 50  # points along a drawn power law
+STABILITY = {"stable": "circle", "unstable": "triangle-down", "not generalized": "square"}  # label → shape
+
+
+def _stability(df: pd.DataFrame) -> pd.DataFrame:
+    """``stable`` (True / False / None) as a ``stability`` label column, when the table has it."""
+    if "stable" not in df:
+        return df
+    labels = [("not generalized" if v is None or v != v else "stable" if bool(v) else "unstable")
+              for v in df["stable"].astype(object)]
+    return df.drop(columns="stable").assign(stability=labels)
+
+
+def _point_encoding(df: pd.DataFrame) -> dict[str, Any]:
+    """Shape by stability (triangles: generalized, then fell below the threshold again), when known."""
+    if "stability" not in df:
+        return {}
+    present = [k for k in STABILITY if k in set(df["stability"])]
+    return {"shape": alt.Shape("stability:N", title="stability", sort=present, scale=alt.Scale(
+        domain=present, range=[STABILITY[k] for k in present]))}
 
 
 def _by_model_size(chart: alt.LayerChart, df: pd.DataFrame, width: int, height: int,
@@ -37,7 +58,8 @@ def stepwise_chart(df: pd.DataFrame, *, log_x: bool = False, width: int = WIDTH,
     it, vs the training-set size.
 
     ``df`` columns: ``n_train, threshold, step`` (NaN: never reached; several seeds are averaged by the
-    line, each shown as a point) and optionally ``model_size`` (one facet each).
+    line, each shown as a point) and optionally ``model_size`` (one facet each) and ``stable`` (the run's
+    :mod:`grokscope.stability` verdict: unstable runs' points are triangles).
 
     Examples
     --------
@@ -46,7 +68,8 @@ def stepwise_chart(df: pd.DataFrame, *, log_x: bool = False, width: int = WIDTH,
     >>> chart = stepwise_chart(df)
     """
     df = require_columns(df, ["n_train", "threshold", "step"], "stepwise_chart")
-    df = df[[c for c in ("model_size", "n_train", "threshold", "step") if c in df]]
+    df = _stability(df[[c for c in ("model_size", "n_train", "threshold", "step", "stable") if c in df]])
+    shape = _point_encoding(df)
     x = alt.X("n_train:Q", title="training examples", scale=alt.Scale(type="log" if log_x else "linear",
                                                                        zero=False))
     color = alt.Color("threshold:O", title="threshold", scale=alt.Scale(scheme="viridis"))
@@ -54,9 +77,10 @@ def stepwise_chart(df: pd.DataFrame, *, log_x: bool = False, width: int = WIDTH,
     chart = alt.layer(
         base.mark_line(strokeWidth=1.6).encode(x=x, y=alt.Y("mean(step):Q", title="first step reaching it"),
                                                color=color),
-        base.mark_point(filled=True, size=30).encode(x=x, y="step:Q", color=color,
-                                                    tooltip=["n_train:Q", "threshold:O", "step:Q"]),
-        data=df,
+        base.mark_point(filled=True, size=30).encode(
+            x=x, y="step:Q", color=color, **shape,
+            tooltip=["n_train:Q", "threshold:O", "step:Q", *(["stability:N"] if shape else [])]),
+        data=tidy_table([df]),
     )
     return _by_model_size(chart, df, width, height, title)
 
@@ -77,7 +101,7 @@ def generalization_steps_chart(df: pd.DataFrame, cds: Any = None, *, log_y: bool
     """Steps to generalize vs training-set size, the critical data size marked by a vertical rule.
 
     ``df`` columns: ``n_train, step`` (NaN: never generalized, drawn as × along the top) and optionally
-    ``model_size`` (one facet each).  ``cds``: a number, a mapping model_size → CDS, or a table with
+    ``model_size`` (one facet each) and ``stable`` (runs that did not stay generalized: triangles).  ``cds``: a number, a mapping model_size → CDS, or a table with
     ``cds`` (and ``model_size``).  The line joins the mean over seeds.
 
     Examples
@@ -86,7 +110,8 @@ def generalization_steps_chart(df: pd.DataFrame, cds: Any = None, *, log_y: bool
     >>> chart = generalization_steps_chart(df, cds=2000)
     """
     df = require_columns(df, ["n_train", "step"], "generalization_steps_chart")
-    df = df[[c for c in ("model_size", "n_train", "step") if c in df]].assign(kind="run")
+    df = _stability(df[[c for c in ("model_size", "n_train", "step", "stable") if c in df]]).assign(kind="run")
+    shape = _point_encoding(df[df["step"].notna()])
     marks = _cds_rows(cds).assign(kind="cds")
     marks = marks[np.isfinite(marks["cds"].astype(float))]
     if "model_size" in marks and "model_size" not in df:
@@ -103,8 +128,8 @@ def generalization_steps_chart(df: pd.DataFrame, cds: Any = None, *, log_y: bool
             runs.mark_line(color="#4c78a8").encode(
                 x=x, y=alt.Y("mean(step):Q", title="generalization step",
                              scale=alt.Scale(type="log" if log_y else "linear"))),
-            runs.mark_point(filled=True, color="#4c78a8").encode(x=x, y="step:Q",
-                                                                 tooltip=["n_train:Q", "step:Q"])]
+            runs.mark_point(filled=True, color="#4c78a8").encode(
+                x=x, y="step:Q", **shape, tooltip=["n_train:Q", "step:Q", *(["stability:N"] if shape else [])])]
     if df["step"].isna().any():
         layers.append(never.mark_point(shape="cross", color="#e45756", size=60, filled=True).encode(
             x=x, y=alt.value(6), tooltip=["n_train:Q", alt.Tooltip("kind:N", title="never generalized")]))

@@ -37,6 +37,7 @@ from grokscope.intervals import grokking_intervals
 from grokscope.dynamics import decay_fit
 from grokscope.onset import Criteria
 from grokscope.report_sweeps import SWEEP_CHARTS
+from grokscope.stability import StabilityRule
 from grokscope.store import RunStore
 from grokscope.summary import CONFIG_KEYS, analyze
 
@@ -49,7 +50,9 @@ MAX_SPECTRA = 4  # Fourier spectra drawn in a report (the first modular runs), t
 GROUP_KEYS = ("n_train", "frac", "d_model", "n_layers", "weight_decay", "alpha", "lr", "p", "op", "model",
               "input_format", "task")  # candidate hyperparameters to group a sweep by, in this order
 TABLE_METRICS = ("memorization_step", "generalization_step", "grokking_delay", "final_train_acc",
-                 "final_test_acc", "l2_at_memorization", "l2_at_generalization", "status")
+                 "final_test_acc", "l2_at_memorization", "l2_at_generalization", "sustained_generalization_step",
+                 "stable", "dips_after_generalization", "min_test_acc_after_generalization", "collapse_step",
+                 "loss_spikes", "status")  # the stability columns: grokscope.stability
 EMBED_OPTIONS = {"renderer": "svg", "actions": {"export": True, "source": False, "compiled": False,
                                                 "editor": False}}
 VL_VERSION = "_".join(alt.SCHEMA_VERSION.split(".")[:2])  # "v6_4": the Vega-Lite vl-convert renders with
@@ -63,6 +66,7 @@ class ReportInput:
     rows: tuple[dict[str, Any], ...]  # from analyze(), one per run, same order
     log_x: bool = False
     criteria: Criteria = Criteria()
+    stability: StabilityRule = StabilityRule()
 
     @property
     def group_by(self) -> str | None:
@@ -75,11 +79,11 @@ class ReportInput:
         return "all runs"  # nothing varies but the seed: one group
 
 
-def load_runs(paths: Iterable[str | os.PathLike], *, log_x: bool = False,
-              criteria: Criteria = Criteria()) -> ReportInput:
+def load_runs(paths: Iterable[str | os.PathLike], *, log_x: bool = False, criteria: Criteria = Criteria(),
+              stability: StabilityRule = StabilityRule()) -> ReportInput:
     """Find the run stores under ``paths`` and summarize them (StoreError if there are none)."""
-    rows = analyze(paths, criteria)
-    return ReportInput(tuple(RunStore(row["path"]) for row in rows), tuple(rows), log_x, criteria)
+    rows = analyze(paths, criteria, stability_rule=stability)
+    return ReportInput(tuple(RunStore(row["path"]) for row in rows), tuple(rows), log_x, criteria, stability)
 
 
 # --- chart builders -------------------------------------------------------------------------------------
@@ -361,9 +365,16 @@ def report_html(inp: ReportInput, title: str = "grokscope report") -> tuple[str,
                  else f"train accuracy ≥ {c.train_acc:g}")
     generalized = (f"test loss ≤ {c.test_loss_below:g}" if c.test_loss_below is not None
                    else f"test accuracy ≥ {c.test_acc:g}")
+    r = inp.stability
+    sustained = (f"every evaluation within {r.sustain_steps:g} steps" if r.sustain_steps is not None
+                 else f"{r.sustain_evals} evaluations in a row")
+    collapsed = (f"train loss above {r.collapse_loss(c.train_loss_below):g}"
+                 if c.train_loss_below is not None else f"train accuracy below {r.collapse_train_acc:g}")
     body = (f"<h1>{html.escape(title)}</h1>\n"
             f"<p class=\"meta\">{len(inp.runs)} run{'s' * (len(inp.runs) != 1)}; grokscope {__version__}; "
-            f"memorized: {memorized}, generalized: {generalized}.{grouping}</p>\n"
+            f"memorized: {memorized}, generalized: {generalized}; sustained: {sustained} generalized; "
+            f"dips: evaluations after generalizing that fail it; collapsed: {collapsed} after memorizing."
+            f"{grouping}</p>\n"
             + (f"<p class=\"meta\">shared config: {html.escape(config)}</p>\n" if config else "")
             + "<h2>summary</h2>\n" + summary_table(inp.rows))
     return html_page(title, body, specs, names), names

@@ -1,13 +1,16 @@
 """Report charts for sweeps (seed 002): step-wise analysis, steps to generalize with the CDS, CDS vs model
 size with its power-law fit, and the accuracy landscape.  Each builder returns ``None`` unless the runs
-form a CDS study (several data sizes of one task), so single-run reports simply skip them."""
+form a CDS study (several data sizes of one task), so single-run reports simply skip them.  The step-wise
+and steps-to-generalize charts mark runs that did not stay generalized (the rows' ``stable``)."""
 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from grokscope.cds import CDSAnalysis, PowerLawFit
 from grokscope.charts import cds_scaling_chart, generalization_steps_chart, landscape_chart, stepwise_chart
@@ -36,17 +39,27 @@ def _sized(df, est: CDSAnalysis):
     return df.rename(columns={est.size_axis_: "n_train"})
 
 
+def _with_stable(inp: Any, est: CDSAnalysis) -> pd.DataFrame:
+    """The analysis' per-run table with each run's ``stable`` from the report's summary rows."""
+    stable = {Path(row["path"]).resolve(): row.get("stable") for row in inp.rows}
+    return est.runs_.assign(stable=[stable.get(Path(run).resolve()) for run in est.runs_["run"]])
+
+
 def stepwise_builder(inp: Any) -> Any | None:
     est = _analysis(inp)
-    return None if est is None else stepwise_chart(_sized(est.stepwise_, est), log_x=inp.log_x)
+    if est is None:
+        return None
+    keys = ["model", est.size_axis_, "seed"]  # one run each (tabulate_runs refuses duplicates)
+    table = est.stepwise_.merge(_with_stable(inp, est)[[*keys, "stable"]], on=keys, how="left")
+    return stepwise_chart(_sized(table, est), log_x=inp.log_x)
 
 
 def generalization_builder(inp: Any) -> Any | None:
     est = _analysis(inp)
     if est is None:
         return None
-    steps = _sized(est.runs_, est).rename(columns={"generalization_step": "step"})
-    return generalization_steps_chart(steps[["n_train", "step", "model_size"]],
+    steps = _sized(_with_stable(inp, est), est).rename(columns={"generalization_step": "step"})
+    return generalization_steps_chart(steps[["n_train", "step", "model_size", "stable"]],
                                       cds=est.cds_[["model_size", "cds"]])
 
 

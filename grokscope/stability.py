@@ -61,6 +61,10 @@ class StabilityRule:
         if not (np.isfinite(self.spike_factor) and self.spike_factor > 1):
             raise ConfigError(f"spike-factor must be finite and > 1, got {self.spike_factor}")
 
+    def collapse_loss(self, train_loss_below: float) -> float:
+        """The train loss above which a run memorized by ``train_loss ≤ train_loss_below`` has collapsed."""
+        return self.collapse_train_loss if self.collapse_train_loss is not None else 10 * train_loss_below
+
 
 @dataclass(frozen=True)
 class Stability:
@@ -177,8 +181,7 @@ def stability(steps: np.ndarray, curves: dict[str, np.ndarray], criteria: Criter
     if memorized is not None:
         if criteria.train_loss_below is not None:
             s_r, v_r = _evaluated(steps, curves["train_loss"])
-            limit = rule.collapse_train_loss or 10 * criteria.train_loss_below
-            fell = (s_r > memorized) & (v_r > limit)
+            fell = (s_r > memorized) & (v_r > rule.collapse_loss(criteria.train_loss_below))
         else:
             s_r, v_r = _evaluated(steps, curves["train_acc"])
             fell = (s_r > memorized) & (v_r < rule.collapse_train_acc)

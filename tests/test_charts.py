@@ -321,3 +321,27 @@ def test_eight_subclass_runs_fit_altairs_row_limit(tmp_path):
     df = subclass_frame([RunStore(p) for p in paths], [f"r{i}" for i in range(8)])
     assert len(df) <= CHART_ROWS  # 8 runs × 3 subsets × 400 points was 9,600 rows: MaxRowsError
     datasets(subclass_chart(df))
+
+
+def collapse_run(path):
+    """Memorized at 400; test accuracy 1 at 1000–1002 only, then again from 1200; train (and test)
+    accuracy collapse to 0.1 at 1800."""
+    t = np.arange(2001, dtype=np.float64)
+    train = np.where(t >= 1800, 0.1, np.where(t >= 400, 1.0, 0.98 * t / 400))
+    test = np.where(t >= 1800, 0.1, np.where((t >= 1200) | ((t >= 1000) & (t <= 1002)), 1.0, 0.1))
+    writer = RunWriter(path, attrs={"config": {"n_train": 100}}, n_steps=t.size,
+                       metrics={"train_acc": (), "test_acc": ()}, params=[], ckpt_steps=np.array([], np.int64))
+    writer.write_metrics(0, {"train_acc": train, "test_acc": test})
+    writer.finalize()
+    return path
+
+
+def test_sustained_generalization_and_collapse_are_marked(tmp_path, runs):
+    rows = datasets(accuracy_chart(collapse_run(tmp_path / "c.zarr")))
+    marks = {r["event"]: (r["step"], r["label"]) for r in kind(rows, "mark")}
+    assert marks == {"memorization": (400, "memorized 400"), "generalization": (1000, "generalized 1000"),
+                     "sustained": (1200, "sustained 1200"), "collapse": (1800, "collapsed 1800")}
+    layers = accuracy_chart(tmp_path / "c.zarr").to_dict()["layer"]
+    assert sum(layer["mark"].get("type") == "text" for layer in layers) == 4  # one label per event
+    stable = {r["event"] for r in kind(datasets(accuracy_chart(runs / "a.zarr")), "mark")}
+    assert stable == {"memorization", "generalization"}  # sustained at the first crossing: no extra rule

@@ -400,3 +400,56 @@ def test_report_of_a_trained_run(tmp_path):
     page, names = report_html(load_runs([path]))
     assert names == ["accuracy", "loss", "l2", "spectrum"]  # a modular run with checkpoints
     assert "<td>demo</td>" in page
+
+
+def dipping_run(path, *, n_train, seed, dip):
+    """Test accuracy 1 from step 100 on; with ``dip``, back to 0.1 at steps 300–302 (three evaluations)."""
+    t = np.arange(501, dtype=np.float64)
+    test = np.where(t >= 100, 1.0, 0.1)
+    if dip:
+        test[300:303] = 0.1
+    writer = RunWriter(path, attrs={"config": {"task": "modular", "p": 7, "n_train": n_train, "seed": seed}},
+                       n_steps=t.size, metrics={"train_acc": (), "test_acc": ()}, params=[],
+                       ckpt_steps=np.array([], np.int64))
+    writer.write_metrics(0, {"train_acc": np.where(t >= 50, 1.0, 0.5), "test_acc": test})
+    writer.finalize()
+    return path
+
+
+def test_stability_in_the_summary_and_the_sweep_charts(tmp_path):
+    for n_train in (1000, 2000, 3000):
+        for seed in (0, 1):
+            dipping_run(tmp_path / f"n{n_train}s{seed}.zarr", n_train=n_train, seed=seed,
+                        dip=(n_train, seed) == (2000, 1))
+    inp = load_runs([tmp_path])
+    page, names = report_html(inp)
+    assert "stable" in summary_of(page) and "dips after generalization" in summary_of(page)
+    assert "sustained: 5 evaluations in a row generalized" in page
+    unstable = {(r["n_train"], r["seed"]) for r in inp.rows if r["stable"] is False}
+    assert unstable == {(2000, 1)}
+    spec = _spec_rows(CHARTS["generalization"](inp))
+    assert sorted((r["n_train"], r["stability"]) for r in spec if r.get("kind") == "run") == [
+        (1000, "stable"), (1000, "stable"), (2000, "stable"), (2000, "unstable"), (3000, "stable"),
+        (3000, "stable")]
+    stepwise = _spec_rows(CHARTS["stepwise"](inp))
+    assert {r["stability"] for r in stepwise if r["n_train"] == 2000} == {"stable", "unstable"}
+    assert "triangle-down" in json.dumps(CHARTS["stepwise"](inp).to_dict())
+
+
+def _spec_rows(chart):
+    return [row for rows in chart.to_dict(validate=True).get("datasets", {}).values() for row in rows]
+
+
+def test_the_report_marks_a_collapse(tmp_path):
+    t = np.arange(1001, dtype=np.float64)
+    writer = RunWriter(tmp_path / "c.zarr", attrs={"config": {"n_train": 100}}, n_steps=t.size,
+                       metrics={"train_acc": (), "test_acc": ()}, params=[], ckpt_steps=np.array([], np.int64))
+    writer.write_metrics(0, {"train_acc": np.where(t >= 700, 0.05, np.where(t >= 100, 1.0, 0.5)),
+                             "test_acc": np.where((t >= 300) & (t < 700), 1.0, 0.05)})
+    writer.finalize()
+    inp = load_runs([tmp_path / "c.zarr"])
+    marks = {r["event"]: r["step"] for r in _spec_rows(CHARTS["accuracy"](inp)) if r.get("kind") == "mark"}
+    assert marks == {"memorization": 100, "generalization": 300, "collapse": 700}
+    # sustained@300, not stable: 301 dips (700 … 1000), min 0.05, collapsed at 700, no train loss: no spikes
+    assert "<td>300</td><td>False</td><td>301</td><td>0.05</td><td>700</td><td></td><td>complete</td>" in (
+        summary_of(report_html(inp)[0]))
