@@ -1,15 +1,46 @@
 """grokscope: train, record and analyse grokking runs and critical data size.
 
-The analysis layer (this package) never imports torch; training lives in ``grokscope.trainers``.
+The analysis layer (this package) never imports torch; training lives in ``grokscope.trainers``.  The names
+below load on first use (PEP 562), so ``import grokscope.cli`` or ``grokscope --help`` does not pay for
+zarr, xarray and scipy.
 """
 
-from grokscope.config import RunConfig, from_preset
-from grokscope.errors import ConfigError, GrokscopeError, StoreError
-from grokscope.onset import Criteria
-from grokscope.store import RunStore, find_runs, open_checkpoints, open_run
-from grokscope.summary import analyze
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "Criteria", "GrokscopeError", "RunConfig", "RunStore", "StoreError", "analyze", "find_runs",
-           "from_preset", "open_checkpoints", "open_run"]
+# public name → the module that defines it
+_EXPORTS = {
+    "RunConfig": "grokscope.config", "from_preset": "grokscope.config",
+    "ConfigError": "grokscope.errors", "GrokscopeError": "grokscope.errors", "StoreError": "grokscope.errors",
+    "Criteria": "grokscope.onset",
+    "RunStore": "grokscope.store", "find_runs": "grokscope.store", "open_checkpoints": "grokscope.store",
+    "open_run": "grokscope.store",
+    "analyze": "grokscope.summary",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'grokscope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+if TYPE_CHECKING:  # static checkers see the eager imports
+    from grokscope.config import RunConfig, from_preset
+    from grokscope.errors import ConfigError, GrokscopeError, StoreError
+    from grokscope.onset import Criteria
+    from grokscope.store import RunStore, find_runs, open_checkpoints, open_run
+    from grokscope.summary import analyze

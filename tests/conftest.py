@@ -17,3 +17,125 @@ def _assert_one_line_error(result, *fragments):
 @pytest.fixture
 def assert_one_line_error():
     return _assert_one_line_error
+
+
+# --- one fixture set of store kinds: every path a store reaches users by ------------------------------------
+
+GROKS = dict(p=31, train_ratio=0.6, d_model=64, lr=3e-3, steps=1000, ckpt_every=100)  # groks in ~800 steps
+
+
+class _Stop(Exception):
+    """Raised from a progress callback: the run stops where a kill would have left it."""
+
+
+def _stopped_run(cfg, out, after_flushes: int = 1):
+    """Train ``cfg`` into ``out`` and stop it (as a kill would) after ``after_flushes`` block writes."""
+    from grokscope.trainers import recording
+    from grokscope.trainers.train import train
+
+    flushes = []
+
+    def stop(step, latest):
+        flushes.append(step)
+        if len(flushes) >= after_flushes:
+            raise _Stop
+
+    rows = recording.FLUSH_ROWS
+    recording.FLUSH_ROWS = 64
+    try:
+        train(cfg, out, on_flush=stop)
+    except _Stop:
+        pass
+    finally:
+        recording.FLUSH_ROWS = rows
+    return out
+
+
+def _sparse_csv(path):
+    """A log evaluated every 250 steps (irregular at the start) that groks at 2,000, dips below 0.5 for two
+    evaluations at 3,000–3,250, recovers, and carries no L2."""
+    steps = [0, 10, 50, 100, 250, *range(500, 5001, 250)]
+    test = {2000: 0.96, 2250: 0.97, 2500: 0.97, 2750: 0.98, 3000: 0.4, 3250: 0.45}
+    lines = ["step,train/loss,train/accuracy,val/loss,val/accuracy"]
+    for s in steps:
+        acc = test.get(s, 0.99 if s > 3250 else min(0.9, s / 2500))
+        train_acc = min(1.0, 0.2 + s / 500)
+        lines.append(f"{s},{1 / (1 + s):.6g},{train_acc:.4f},{2 * (1 - acc):.4f},{acc:.4f}")
+    path = path.with_suffix(".csv")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _nanda_pth(path):
+    """Nanda et al.'s file layout: per-epoch loss histories and a few checkpoints, so L2 is known only at
+    checkpoint steps (NaN between them); test loss falls below 0.01 at epoch 300."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    epochs = [0, 100, 200, 300, 400]
+    ckpts = [{"embed.W_E": torch.randn(16, 12, generator=gen) * (4 - i / 2),
+              "unembed.W_U": torch.randn(16, 12, generator=gen) * (4 - i / 2)} for i in range(len(epochs))]
+    torch.save({"train_losses": [1 / (1 + e) for e in range(500)],
+                "test_losses": [max(0.001, 1 - e / 300 * 0.991) for e in range(500)],
+                "checkpoints": ckpts, "checkpoint_epochs": epochs, "model": ckpts[-1],
+                "config": {"p": 11, "frac_train": 0.3}}, path.with_suffix(".pth"))
+    return path.with_suffix(".pth")
+
+
+def _losses_csv(path):
+    """Only losses, every 100 steps: train loss falls fast, test loss falls below 0.01 at step 1,500."""
+    lines = ["iteration,loss,val_loss"]
+    lines += [f"{s},{1 / (1 + s):.6g},{max(0.001, 1 - s / 1500 * 0.995):.6g}" for s in range(0, 3001, 100)]
+    path = path.with_suffix(".csv")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def store_kinds(tmp_path_factory):
+    """``{kind: path}`` of one real store of each kind users meet, all under one folder (``"root"``), which
+    also holds the hidden build folder of a writer killed mid-build (``"killed_build"``)."""
+    import concurrent.futures as cf
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from grokscope import from_preset
+    from grokscope.importers import read_source, write_source
+    from grokscope.sweep import plan_sweep
+    from grokscope.trainers.checkpoints import read_torch
+    from grokscope.trainers.sweep import execute_sweep
+    from grokscope.trainers.train import train
+
+    root = tmp_path_factory.mktemp("store_kinds")
+    small = dict(p=31, train_ratio=0.6, d_model=32, steps=300, ckpt_every=50)
+    kinds = {"root": root}
+    kinds["dense"] = train(from_preset("demo", **GROKS), root / "dense.zarr")
+    kinds["sparse_eval"] = train(from_preset("demo", **small, eval_every=25), root / "sparse_eval.zarr")
+    kinds["mini_batched"] = train(from_preset("demo", **small, batch_size=64, eval_every=10),
+                                  root / "mini_batched.zarr")
+    kinds["diverged"] = train(from_preset("demo", **small, lr=1e30), root / "diverged.zarr")
+    kinds["stopped"] = _stopped_run(from_preset("demo", **small, batch_size=64), root / "stopped.zarr")
+    _stopped_run(from_preset("demo", **small, batch_size=64), root / "resumed.zarr")
+    kinds["resumed"] = train(None, root / "resumed.zarr", resume=True)
+    sweep = plan_sweep(root / "sweep", "demo", {**small, "steps": 200}, {"frac": [0.3, 0.6], "seed": [0, 1]})
+    with cf.ThreadPoolExecutor(1) as pool:
+        execute_sweep(sweep, pool)
+    kinds["sweep"] = root / "sweep"
+    kinds["sweep_member"] = sweep.store_path(next(iter(sweep.runs)))
+    for kind, make in (("imported_sparse", _sparse_csv), ("imported_losses", _losses_csv),
+                       ("imported_ckpts", _nanda_pth)):
+        kinds[kind] = root / f"{kind}.zarr"
+        src = make(root / kind)
+        write_source(read_torch(src) if src.suffix == ".pth" else read_source(src), kinds[kind])
+    # a writer killed while building its store leaves `.<name>.creating-<pid>` (a dead pid) behind
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    building = root / f".killed.zarr.creating-{dead.pid}"
+    shutil.copytree(kinds["sparse_eval"], building)
+    kinds["killed_build"] = building
+    # ... and so does a sweep worker killed while creating one of its run stores
+    shutil.copytree(kinds["sweep_member"], sweep.root / "runs" / f".frac=0.9_seed=0.zarr.creating-{dead.pid}")
+    assert not os.path.exists(root / "killed.zarr")
+    return kinds

@@ -1,0 +1,138 @@
+"""Every analysis command over every kind of store users meet (the ``store_kinds`` fixture in conftest.py).
+
+The promise checked here: a command either succeeds — and then ``--json`` prints exactly one JSON document on
+stdout — or fails the way users are promised (exit 2, one ``grokscope: error:`` line, no traceback, nothing on
+stdout, no half-written output file).  Never a traceback, whatever the store or the flags.  Where a
+command must succeed on a kind (the paths of issue "Trust on every path"), the tests say so.
+"""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from grokscope.cli.main import app
+
+runner = CliRunner()
+
+KINDS = ["dense", "sparse_eval", "mini_batched", "diverged", "stopped", "resumed", "sweep", "sweep_member",
+         "imported_sparse", "imported_losses", "imported_ckpts", "root"]
+
+# command → argument lists after the path (the report's output file is added per call)
+COMMANDS = {
+    "analyze": [["--json"], ["--csv"], [], ["--intervals", "--json"], ["--test-loss-below", "0.01", "--json"]],
+    "dynamics": [["--json"], ["--test-loss-below", "0.01", "--json"]],
+    "fourier": [["--json", "--weights-only"], ["--json"]],
+    "cds": [["--json"]],
+    "report": [["--json"]],
+}
+CASES = [(kind, command, args) for kind in KINDS for command, arg_lists in COMMANDS.items() for args in arg_lists]
+
+
+def invoke(command, path, args, tmp_path):
+    out = tmp_path / f"{command}.html"
+    extra = ["-o", str(out)] if command == "report" else []
+    result = runner.invoke(app, [command, str(path), *extra, *args])
+    return result, out
+
+
+def check_outcome(result, args, out):
+    """Exit 0 with one JSON document (under --json), or exit 2 with one line and nothing written."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.stderr, result.stderr
+    if result.exit_code == 0:
+        if "--json" in args:
+            json.loads(result.stdout)  # exactly one document: trailing text would fail to parse
+        return "ok"
+    assert result.exit_code == 2, (result.exit_code, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("grokscope: error:"), result.stderr
+    assert result.stdout == ""
+    assert not out.exists(), "a failed report left its output file"
+    return "error"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "command", "args"), CASES, ids=[f"{k}-{c}-{'_'.join(a)}" for k, c, a in CASES])
+def test_every_command_on_every_store_kind_succeeds_or_fails_in_one_line(store_kinds, kind, command, args,
+                                                                        tmp_path):
+    result, out = invoke(command, store_kinds[kind], args, tmp_path)
+    check_outcome(result, args, out)
+
+
+# (kind, command, args) that must succeed: the paths real work takes
+MUST_WORK = [
+    ("root", "analyze", ["--json"]),  # a folder holding a killed writer's build folder
+    ("sweep", "cds", ["--json"]),  # its runs/ holds a killed worker's build folder
+    ("stopped", "analyze", ["--json"]),
+    ("stopped", "report", ["--json"]),
+    ("diverged", "analyze", ["--json"]),
+    ("mini_batched", "dynamics", ["--json"]),
+    ("imported_sparse", "analyze", ["--intervals", "--json"]),
+    ("imported_sparse", "report", ["--json"]),
+    ("imported_losses", "analyze", ["--test-loss-below", "0.01", "--json"]),
+    ("imported_ckpts", "analyze", ["--test-loss-below", "0.01", "--json"]),
+    ("imported_ckpts", "dynamics", ["--test-loss-below", "0.01", "--json"]),  # L2 only at checkpoints
+    ("dense", "fourier", ["--json"]),
+    ("resumed", "report", ["--json"]),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "command", "args"), MUST_WORK,
+                         ids=[f"{k}-{c}-{'_'.join(a)}" for k, c, a in MUST_WORK])
+def test_the_paths_real_work_takes_succeed(store_kinds, kind, command, args, tmp_path):
+    result, out = invoke(command, store_kinds[kind], args, tmp_path)
+    assert check_outcome(result, args, out) == "ok", result.stderr
+
+
+def test_a_folder_of_every_kind_lists_each_store_once_and_no_build_folder(store_kinds):
+    result = runner.invoke(app, ["analyze", str(store_kinds["root"]), "--json"])
+    assert result.exit_code == 0, result.stderr
+    paths = sorted(row["path"] for row in json.loads(result.stdout))
+    expected = sorted(str(store_kinds[k]) for k in KINDS if k not in ("root", "sweep", "sweep_member"))
+    expected += [str(p) for p in sorted((store_kinds["sweep"] / "runs").glob("*.zarr"))]
+    assert paths == sorted(expected)
+
+
+# Flags drawn at random, valid and not: thresholds, smoothing, windows, fits, bins.
+FLAG_VALUES = {
+    "analyze": [("--train-acc", st.floats(-1, 2)), ("--test-acc", st.floats(-1, 2)),
+                ("--test-loss-below", st.floats(-1, 3)), ("--smooth", st.sampled_from(["ema", "gaussian", "x"])),
+                ("--smooth-amount", st.floats(-1, 5)), ("--band", st.floats(-1, 2)), ("--tail", st.floats(-1, 2)),
+                ("--low-frac", st.floats(-1, 2)), ("--min-support-ratio", st.floats(-1, 5))],
+    "dynamics": [("--fit-start", st.integers(-100, 2000)), ("--fit-stop", st.integers(-100, 2000)),
+                 ("--w-star", st.floats(-5, 50)), ("--bins", st.integers(-2, 100)),
+                 ("--test-acc", st.floats(-1, 2)), ("--test-loss-below", st.floats(-1, 3))],
+    "fourier": [("--top-k", st.integers(-2, 40)), ("--every", st.integers(-2, 5)), ("--p", st.integers(-3, 40))],
+    "cds": [("--test-acc", st.floats(-1, 2)), ("--epsilon", st.floats(-1, 2)), ("--smooth", st.floats(-2, 50)),
+            ("--clip", st.integers(-10, 400)), ("--bootstrap", st.integers(-2, 20)), ("--level", st.floats(-1, 2)),
+            ("--thresholds", st.sampled_from(["0.5,0.9", "2", "x", "0.9"]))],
+}
+
+
+@st.composite
+def invocations(draw):
+    kind = draw(st.sampled_from(KINDS))
+    command = draw(st.sampled_from(sorted(FLAG_VALUES)))
+    args = ["--json"]
+    if command == "analyze" and draw(st.booleans()):
+        args.append("--intervals")
+    for flag, values in FLAG_VALUES[command]:
+        if draw(st.booleans()):
+            value = draw(values)
+            args += [flag, f"{value:.3g}" if isinstance(value, float) else str(value)]
+    return kind, command, args
+
+
+@pytest.mark.slow
+@settings(max_examples=80, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(invocations())
+def test_any_flags_on_any_store_succeed_or_fail_in_one_line(store_kinds, tmp_path, invocation):
+    kind, command, args = invocation
+    result, out = invoke(command, store_kinds[kind], [*args, "--no-save"] if command in ("dynamics", "fourier")
+                         else args, tmp_path)
+    check_outcome(result, args, out)
