@@ -19,7 +19,7 @@ from grokscope.trainers import train
 from grokscope.trainers.distill import distill, distill_config, forgetting_summary, load_teacher
 from grokscope.trainers.losses import kd_loss, kl_divergence, loss_fn
 from grokscope.trainers.probe import load_model
-from grokscope.trainers.recording import SCALARS
+from grokscope.trainers.recording import BATCH_METRICS, SCALARS
 
 runner = CliRunner()
 TINY = dict(moduli="11,13", d_model=16, d_mlp=64, steps=4, batch_size=None)  # singh2025, shrunk
@@ -96,9 +96,10 @@ def test_distill_with_alpha_zero_is_plain_training(teachers, tmp_path):
     assert student.n_train == round(student.frac * 60) and student.d_model == 16  # 60 = pool of p = 11
     plain = dataclasses.replace(student, kd_setup="none", teacher=None, kd_alpha=RunConfig.kd_alpha)
     kd, ref = RunStore(distill(student, tmp_path / "kd.zarr")), RunStore(train(plain, tmp_path / "plain.zarr"))
-    for name in SCALARS:
+    for name in (*SCALARS, *BATCH_METRICS):  # mini-batched: train_* on the whole set at eval steps
         assert np.allclose(kd.read(name), ref.read(name), rtol=1e-5, atol=1e-8, equal_nan=True), name
-    assert np.array_equal(kd.read("train_ce"), kd.read("train_loss"))  # L = CE when α = 0
+    assert np.array_equal(kd.read("train_ce"), kd.read("batch_loss"))  # L = CE when α = 0 (batch terms)
+    assert np.isnan(kd.read("train_loss")[1::2]).all() and np.isfinite(kd.read("train_loss")[::2]).all()
     assert kd.config["teacher"] == str(teachers[13]) and kd.config["teacher_ckpt"] == -1
     assert kd.attrs["distill"]["teachers"][0]["ckpt"] == RunStore(teachers[13]).n_ckpts - 1
 

@@ -7,6 +7,9 @@ padded to the largest and masked, so every member's loss is the mean over its ow
 initialisation (seeded as if alone), batch order, learning rate, weight decay and optimizer state, and its
 own run store.  Members are independent: the summed loss gives each one exactly its own gradient, and the
 optimizer is elementwise, so a member ends where it would have ended alone (to float rounding; tested).
+A member that diverges ends as it would alone (:class:`~grokscope.trainers.recording.Recorder`'s rule): with
+``on_divergence="stop"`` its update is masked from its first non-finite loss on, so its NaNs touch nothing,
+and its store ends at that step while the others train on.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from grokscope.errors import ConfigError
 from grokscope.sweep import MEMBER_FIELDS, group_key
 from grokscope.datasets import mini_batched, resolve
 from grokscope.trainers.data import load_task
-from grokscope.trainers.evaluate import test_metrics
+from grokscope.trainers.evaluate import test_metrics, train_set_metrics
 from grokscope.trainers.functional import answer_logits
 from grokscope.trainers.losses import loss_fn, test_loss_fn
 from grokscope.trainers.models import build_model
-from grokscope.trainers.recording import OnFlush, Recorder, create_writer
+from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
 from grokscope.trainers.train import resolve_device
 
 EPS = 1e-8  # torch's Adam/AdamW default
@@ -52,12 +55,17 @@ class StackedAdam:
         self.t = 0
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, active: torch.Tensor | None = None) -> None:
+        """One update of every member; ``active (M,)`` bool: members left out are not moved
+        (no lr, no decay, a zero gradient in place of their possibly non-finite one)."""
         self.t += 1
+        lrs, wds = self.lr, self.wd
+        if active is not None:
+            lrs, wds = lrs * active, wds * active
         for p, m, v in zip(self.params, self.m, self.v):
             view = (-1,) + (1,) * (p.dim() - 1)
-            lr, wd, b1, b2 = (x.view(view) for x in (self.lr, self.wd, self.b1, self.b2))
-            g = p.grad
+            lr, wd, b1, b2 = (x.view(view) for x in (lrs, wds, self.b1, self.b2))
+            g = p.grad if active is None else torch.where(active.view(view), p.grad, 0.0)
             if self.decoupled:
                 p.mul_(1 - lr * wd)
             else:
@@ -114,13 +122,20 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
     mini = mini_batched(cfg.batch_size, n_max)  # all members agree (group_key)
     members = torch.arange(M, device=device)[:, None]
 
+    stop = cfg.on_divergence == "stop"  # one value for the group (group_key)
+    alive = torch.ones(M, dtype=torch.bool, device=device)  # stop: no non-finite training loss yet
+    extra = BATCH_METRICS if mini else ()  # train_* become whole-training-set values at eval steps
+    train_chunk = max(1, data[0].train_chunk // M)
+
     shapes = {name: tuple(P[name].shape[1:]) for name in names}
-    writers = [create_writer(c, t, out, shapes, models[0].param_dims(), models[0].param_roles(), device)
+    writers = [create_writer(c, t, out, shapes, models[0].param_dims(), models[0].param_roles(), device, extra)
                for c, t, out in zip(cfgs, tasks, outs)]
-    recorder = Recorder(writers, names, cfg.checkpoint_steps(), device, on_flush, n_groups=test.n_groups)
+    recorder = Recorder(writers, names, cfg.checkpoint_steps(), device, on_flush, n_groups=test.n_groups,
+                        extra=extra, stop_on_divergence=stop)
     not_evaluated = torch.full((M, 2), math.nan, dtype=torch.float64, device=device)
     groups_not_evaluated = torch.full((M, test.n_groups), math.nan, dtype=torch.float64, device=device)
     test_loss = test_loss_fn(cfg, reduction="none")
+    per_example_loss = loss_fn(cfg, reduction="none")  # cfg.loss: softmax or StableMax CE, or MSE
 
     for step in range(cfg.steps + 1):
         last = step == cfg.steps
@@ -132,24 +147,39 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
             xb, yb, wb, nb = train_x, train_y, mask, n
         with torch.set_grad_enabled(not last):
             logits = answer_logits(P, cfg, xb)  # (M, B, n_out)
-            ce = loss_fn(cfg, reduction="none")(logits, yb)  # (M, B): cfg.loss, softmax or StableMax CE
+            ce = per_example_loss(logits, yb)  # (M, B)
             loss = (ce if wb is None else ce * wb).sum(1) / nb  # (M,): each member's mean over its examples
         with torch.no_grad():
             hit = (logits.argmax(-1) == yb).to(torch.float64)
             acc = (hit if wb is None else hit * wb).sum(1) / nb  # (M,)
-            if step % cfg.eval_every == 0 or last:  # (M, 2), (M, G) or None
-                metrics, groups = test_metrics(lambda x: answer_logits(P, cfg, x), test,
-                                               lambda lg, y: test_loss(lg, y).mean(-1), stacked=not shared)
+            forward = lambda x: answer_logits(P, cfg, x)  # noqa: E731
+            evaluate = step % cfg.eval_every == 0 or last
+            if evaluate:  # (M, 2), (M, G) or None
+                metrics, groups = test_metrics(forward, test, lambda lg, y: test_loss(lg, y).mean(-1),
+                                               stacked=not shared)
             else:
                 metrics, groups = not_evaluated, groups_not_evaluated
+            batch = torch.stack([loss.detach().to(torch.float64), acc], dim=1)  # (M, 2)
+            if not mini:  # the batch is the training set
+                whole = batch
+            elif evaluate:
+                whole = train_set_metrics(forward, train_x, train_y, per_example_loss, train_chunk, stacked=True,
+                                          weights=mask)
+            else:
+                whole = not_evaluated
             norms = torch.stack([p.detach().flatten(1).norm(dim=1) for p in P.values()], 1).to(torch.float64)
-            row = torch.cat([loss.detach().to(torch.float64)[:, None], acc[:, None], metrics,
-                             norms.square().sum(1, keepdim=True).sqrt()], dim=1)  # (M, 5)
+            row = torch.cat([whole, metrics, norms.square().sum(1, keepdim=True).sqrt(),
+                             *([batch] if mini else [])], dim=1)  # (M, len(recorder.columns))
             recorder.log(step, row, norms, list(P.values()), last, groups)
-        if last:
+        if last or recorder.finished:
             break
-        loss.sum().backward()  # members are independent: each gets its own gradient
-        optimizer.step()
+        if stop:  # a member whose loss is not finite ends at this step: its update is masked from here on
+            alive &= torch.isfinite(loss.detach())
+            torch.where(alive, loss, 0.0).sum().backward()
+            optimizer.step(alive)
+        else:
+            loss.sum().backward()  # members are independent: each gets its own gradient
+            optimizer.step()
 
     recorder.finalize(cfg.steps)
     return [w.path for w in writers]

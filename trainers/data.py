@@ -28,20 +28,21 @@ class TaskTensors:
     test_groups: torch.Tensor | None  # (n_test,) subclass of each test example, or None
     n_groups: int
     eval_chunk: int  # test examples per forward pass during evaluation
+    train_chunk: int = 1 << 30  # training examples per forward pass when evaluating the whole training set
 
     @property
     def vocab_size(self) -> int:  # the modular transformer's name for n_inputs
         return self.n_inputs
 
 
-def eval_chunk(cfg: RunConfig, test_x: np.ndarray) -> int:
-    """Test rows per evaluation pass, so long sequences (text) never hold all attention scores at once."""
-    n_test = len(test_x)
+def eval_chunk(cfg: RunConfig, x: np.ndarray) -> int:
+    """Rows of ``x`` per evaluation pass, so long sequences (text) never hold all attention scores at once."""
+    n = len(x)
     if cfg.model != "transformer":
-        return max(1, n_test)
-    T = test_x.shape[1] if test_x.dtype.kind in "iu" else cfg.n_tokens + 1  # tokens per example
+        return max(1, n)
+    T = x.shape[1] if x.dtype.kind in "iu" else cfg.n_tokens + 1  # tokens per example
     per_row = T * max(T * cfg.n_heads, cfg.d_mlp or 4 * cfg.d_model)
-    return max(1, min(n_test, EVAL_BUDGET // per_row))
+    return max(1, min(n, EVAL_BUDGET // per_row))
 
 
 def load_task(cfg: RunConfig, device: torch.device) -> tuple[TaskData, TaskTensors]:
@@ -56,4 +57,5 @@ def load_task(cfg: RunConfig, device: torch.device) -> tuple[TaskData, TaskTenso
         n_inputs = task.attrs["vocab_size"]
     groups = None if task.test_groups is None else to(task.test_groups)
     return task, TaskTensors(to(task.train_x), to(task.train_y), to(task.test_x), to(task.test_y), n_inputs,
-                             task.n_classes, groups, len(task.group_names), eval_chunk(cfg, task.test_x))
+                             task.n_classes, groups, len(task.group_names), eval_chunk(cfg, task.test_x),
+                             eval_chunk(cfg, task.train_x))

@@ -14,11 +14,13 @@ in eval mode; their targets are computed once, before the first step.  Three set
   distil from the frozen teacher, logging the teacher's task ("p1", the previous task) to measure forgetting.
 
 The run store is the one :func:`grokscope.trainers.train` writes (so ``analyze``, ``cds`` and ``report`` read
-it unchanged): ``train_*`` are over the training batch (joint: both tasks), ``test_*`` over the student's own
-task's test set, and the config names the teachers.  Extra per-step arrays: ``train_ce`` and ``train_kl`` (the
-two terms of L); in joint and continual runs ``p1_test_loss`` and ``p1_test_acc`` on the first teacher's test
-set at every evaluation.  Root attributes: ``distill`` (each teacher's path, checkpoint, step and test
-accuracy) and, for continual runs, ``forgetting`` (:func:`forgetting_summary`).  Evaluation loss is softmax CE.
+it unchanged): ``train_*`` are over the training set (joint: both tasks; mini-batched runs: measured on the
+whole set at evaluation steps, with each step's batch values in ``batch_loss``/``batch_acc``), ``test_*`` over
+the student's own task's test set, and the config names the teachers.  Extra per-step arrays: ``train_ce`` and
+``train_kl`` (the two terms of L on each step's batch); in joint and continual runs ``p1_test_loss`` and
+``p1_test_acc`` on the first teacher's test set at every evaluation.  Root attributes: ``distill`` (each
+teacher's path, checkpoint, step and test accuracy) and, for continual runs, ``forgetting``
+(:func:`forgetting_summary`).  Evaluation loss is softmax CE.
 Distilled runs save no resume state: a stopped one is trained again, not resumed.
 """
 
@@ -36,13 +38,15 @@ import torch
 
 from grokscope.config import PRESETS, RunConfig, from_preset
 from grokscope.errors import ConfigError, StoreError
-from grokscope.store import RunStore, RunWriter
+from grokscope.datasets import mini_batched
+from grokscope.store import RunStore
 from grokscope.tasks import OPERATOR_POSITION, SEQ_LEN, build_task, resolve, vocabulary
 from grokscope.trainers.data import load_task
 from grokscope.trainers.losses import accuracy, cross_entropy, kd_loss, loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.probe import load_model
-from grokscope.trainers.recording import FLUSH_ROWS, OnFlush, Recorder, create_writer
+from grokscope.trainers.evaluate import logits_in_chunks
+from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
 from grokscope.trainers.train import make_optimizer, resolve_device
 
 # Fields a student does not take from its teacher: its own run's, and the teacher's own distillation.
@@ -187,39 +191,6 @@ def forgetting_summary(steps: np.ndarray, acc: np.ndarray) -> dict[str, Any]:
             "max_drop": float(max(0.0, acc[0] - acc[low])), "final_acc": float(acc[-1])}
 
 
-class ExtraRecorder(Recorder):
-    """A one-store :class:`Recorder` with extra per-step scalar arrays (created with the store by
-    :func:`create_writer`), written before each commit."""
-
-    def __init__(self, writer: RunWriter, extra: Sequence[str], param_names: Sequence[str],
-                 ckpt_steps: np.ndarray, device: torch.device, on_flush: OnFlush | None = None) -> None:
-        super().__init__([writer], param_names, ckpt_steps, device, on_flush)
-        self.extra = list(extra)
-        self.extra_rows = torch.empty((FLUSH_ROWS, len(self.extra)), dtype=torch.float64, device=device)
-        self.history: list[np.ndarray] = []  # flushed extra blocks, (n, len(extra)) each
-
-    def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
-            last: bool, extra: torch.Tensor | None = None) -> None:
-        """As :meth:`Recorder.log`, plus the extra metrics ``extra (len(extra),)`` of this step (None: NaN)."""
-        self.extra_rows[step - self.first_row] = math.nan if extra is None else extra
-        super().log(step, row, norms, params, last)
-
-    def flush(self, upto: int) -> None:
-        block = self.extra_rows[: upto - self.first_row + 1].cpu().numpy().copy()  # (n, len(extra)): kept
-        self.history.append(block)
-        self.writers[0].write_metrics(self.first_row, {name: block[:, j] for j, name in enumerate(self.extra)})
-        super().flush(upto)  # the standard rows, checkpoints, then the commit that covers both
-
-    def column(self, name: str) -> np.ndarray:
-        """Every flushed value of extra metric ``name``."""
-        return np.concatenate(self.history)[:, self.extra.index(name)]
-
-    def finish(self, steps: int, **attrs: Any) -> None:
-        """Record summary ``attrs`` in the store, then finalize it (complete, or diverged)."""
-        self.writers[0].root.attrs.update(attrs)
-        self.finalize(steps)
-
-
 def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | None = None,
             on_flush: OnFlush | None = None) -> Path:
     """Train the student ``cfg`` describes (``kd_setup`` single, joint or continual) into a new run store.
@@ -268,15 +239,27 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
     positions = (position, -1) if position != SEQ_LEN[cfg.input_format] - 1 else (-1,)
     train_loss = loss_fn(cfg)
 
-    extra = ["train_ce", "train_kl"] + (["p1_test_loss", "p1_test_acc"] if p1_x is not None else [])
+    mini_batch = mini_batched(cfg.batch_size, n_train)
+    extra = [*(BATCH_METRICS if mini_batch else ()), "train_ce", "train_kl",
+             *(["p1_test_loss", "p1_test_acc"] if p1_x is not None else [])]
     writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()}, model.param_dims(),
                            model.param_roles(), device, extra)
-    recorder = ExtraRecorder(writer, extra, list(params), cfg.checkpoint_steps(), device, on_flush)
+    recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, extra=extra,
+                        stop_on_divergence=cfg.on_divergence == "stop")
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
+
+    def whole_set() -> torch.Tensor:
+        """``(L, accuracy)`` over the whole training set (chunks, no autograd): mini-batched runs' train_*."""
+        out_logits = logits_in_chunks(lambda x: model.logits_at(x, positions), train_x, data.train_chunk,
+                                      out_dim=0)  # (n, Q, vocab)
+        logits = out_logits[:, -1]
+        loss, _ = kd_loss(train_loss(logits, train_y), targets, out_logits[:, 0], cfg.kd_alpha, cfg.temperature,
+                          cfg.loss_dtype)
+        return torch.stack([loss.to(torch.float64), accuracy(logits, train_y)])
 
     for step in range(cfg.steps + 1):
         last = step == cfg.steps  # the final row: evaluate θ_steps, no update
-        if cfg.batch_size is None or cfg.batch_size >= n_train:
+        if not mini_batch:
             xb, yb, tb = train_x, train_y, targets
         else:
             idx = torch.randint(n_train, (cfg.batch_size,), generator=batch_gen).to(device)
@@ -297,13 +280,14 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
                 if p1_x is not None:
                     p1_logits = model(p1_x)  # (n_test_p1, vocab)
                     p1 = torch.stack([cross_entropy(p1_logits, p1_y, cfg.loss_dtype), accuracy(p1_logits, p1_y)])
+            batch = torch.stack([loss.detach().to(torch.float64), accuracy(logits, yb)])  # (2,)
+            whole = batch if not mini_batch else whole_set() if evaluate else not_evaluated
             norms = torch.stack(torch._foreach_norm(list(params.values()))).to(torch.float64)  # (n_params,)
-            row = torch.cat([loss.detach().to(torch.float64).view(1), accuracy(logits, yb).view(1), test,
-                             norms.square().sum().sqrt().view(1)])
             terms = torch.stack([ce.detach(), kl.detach()]).to(torch.float64)
-            extras = torch.cat([terms, p1]) if p1_x is not None else terms
-            recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last, extras)
-        if last or (recorder.diverged and cfg.on_divergence == "stop"):
+            row = torch.cat([whole, test, norms.square().sum().sqrt().view(1), *([batch] if mini_batch else []),
+                             terms, *([p1] if p1_x is not None else [])])
+            recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last)
+        if last or recorder.finished:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -314,9 +298,10 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
         "teachers": [{"path": str(t.path.resolve()), "ckpt": t.ckpt, "step": t.step, "p": t.cfg.p,
                       "op": t.cfg.op, "test_acc": _test_accuracy(t, device)} for t in teachers]}}
     if cfg.kd_setup == "continual":
-        acc = recorder.column("p1_test_acc")  # (steps logged,)
+        acc = RunStore(writer.path).read("p1_test_acc")  # (steps committed,)
         summary["forgetting"] = forgetting_summary(np.arange(len(acc)), acc)
-    recorder.finish(cfg.steps, **summary)
+    writer.root.attrs.update(summary)
+    recorder.finalize(cfg.steps)
     return writer.path
 
 

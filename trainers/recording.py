@@ -26,6 +26,10 @@ from grokscope.store import ParamSpec, RunWriter, run_writes
 from grokscope.datasets import TaskData
 
 SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # per-step metric columns
+# Mini-batched runs only: each step's batch loss and accuracy (train_* there are whole-training-set values,
+# measured at evaluation steps).
+BATCH_LOSS, BATCH_ACC = "batch_loss", "batch_acc"
+BATCH_METRICS = (BATCH_LOSS, BATCH_ACC)
 GROUP_METRIC = "test_acc_subclass"  # (step, subclass): test accuracy per subclass, tasks with subclasses only
 # Steps buffered on the device before a block write (GROKSCOPE_FLUSH_ROWS overrides: tests, live dashboards).
 FLUSH_ROWS = int(os.environ.get("GROKSCOPE_FLUSH_ROWS", "1024"))
@@ -71,23 +75,36 @@ def create_writer(cfg: RunConfig, task: TaskData, out: str | Path, shapes: dict[
 
 
 class Recorder:
-    """Buffers M members' per-step rows on the device and streams them, with checkpoints, to M stores."""
+    """Buffers M members' per-step rows on the device and streams them, with checkpoints, to M stores.
+
+    Divergence (one rule for every loop): a member diverges at the first step whose training loss
+    (:data:`BATCH_LOSS` in mini-batched runs, else ``train_loss``) is not finite.  It is found when the block
+    holding that step is flushed; with ``stop_on_divergence`` the member's store then ends at that step (its
+    rows and checkpoints after it are never written, whenever the flush happened), and nothing more is
+    written to it.  With ``stop_on_divergence=False`` every row is written.
+    """
 
     def __init__(self, writers: Sequence[RunWriter], param_names: Sequence[str], ckpt_steps: np.ndarray,
                  device: torch.device, on_flush: OnFlush | None = None, *, start: int = 0,
-                 resume_state: Callable[[], dict[str, np.ndarray]] | None = None, n_groups: int = 0) -> None:
+                 resume_state: Callable[[], dict[str, np.ndarray]] | None = None, n_groups: int = 0,
+                 extra: Sequence[str] = (), stop_on_divergence: bool = True) -> None:
         """``start``: the first step to log (a resumed run); ``resume_state()``: the training state at the
         start of the step being flushed, saved with every flush (single runs); ``n_groups``: subclasses whose
-        test accuracy is logged (:data:`GROUP_METRIC`)."""
+        test accuracy is logged (:data:`GROUP_METRIC`); ``extra``: per-step scalars logged after
+        :data:`SCALARS` in every row (created by :func:`create_writer` with the same names)."""
         self.writers = list(writers)
         self.names = list(param_names)
         self.ckpt_steps = ckpt_steps
         self.on_flush = on_flush
+        self.columns = (*SCALARS, *extra)
+        self.loss_column = self.columns.index(BATCH_LOSS) if BATCH_LOSS in self.columns else 0
+        self.stop_on_divergence = stop_on_divergence
         M = len(self.writers)
-        self.rows = torch.empty((M, FLUSH_ROWS, len(SCALARS)), dtype=torch.float64, device=device)
+        self.rows = torch.empty((M, FLUSH_ROWS, len(self.columns)), dtype=torch.float64, device=device)
         self.norm_rows = torch.empty((M, FLUSH_ROWS, len(self.names)), dtype=torch.float64, device=device)
         self.group_rows = torch.empty((M, FLUSH_ROWS, n_groups), dtype=torch.float64, device=device)
         self.pending: list[list[torch.Tensor]] = []  # per checkpoint: one (M, …) tensor per parameter
+        self.pending_steps: list[int] = []  # the step of each pending checkpoint
         self.next_ckpt = int(np.searchsorted(ckpt_steps, start))  # a resumed run rewrites from `start` on
         for writer in self.writers:
             writer.steps_written, writer.ckpts_written = start, self.next_ckpt
@@ -95,12 +112,13 @@ class Recorder:
         self.flush_seconds = FLUSH_SECONDS
         self.resume_state = resume_state
         self.slots = [ResumeSlots(w) for w in self.writers] if resume_state else []
-        self.diverged_at: list[int | None] = [None] * M  # first step with a non-finite train loss
+        self.diverged_at: list[int | None] = [None] * M  # first step with a non-finite training loss
+        self.stopped = [False] * M  # diverged under stop_on_divergence: its store is finished
         self.started = time.perf_counter()
 
     def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
             last: bool, groups: torch.Tensor | None = None) -> None:
-        """Record step ``step``: ``row (M, len(SCALARS))``, ``norms (M, n_params)``, the parameters
+        """Record step ``step``: ``row (M, len(columns))``, ``norms (M, n_params)``, the parameters
         ``(M, …)`` each (copied only at checkpoint steps) and ``groups (M, n_groups)``, the per-subclass test
         accuracy.  Flushes when the buffer is full, time is up or ``last``."""
         i = step - self.first_row
@@ -110,6 +128,7 @@ class Recorder:
             self.group_rows[:, i] = groups
         if self.next_ckpt < len(self.ckpt_steps) and step == self.ckpt_steps[self.next_ckpt]:
             self.pending.append([p.detach().clone() for p in params])
+            self.pending_steps.append(step)
             self.next_ckpt += 1
         if last or i + 1 == FLUSH_ROWS or time.monotonic() - self.last_flush > self.flush_seconds:
             self.flush(step)
@@ -123,37 +142,51 @@ class Recorder:
         groups = self.group_rows[:, :n].cpu().numpy() if self.group_rows.shape[-1] else None  # (M, n, G)
         ckpts = [torch.stack([c[j] for c in self.pending], dim=1).cpu().numpy()  # (M, k, …)
                  for j in range(len(self.names))] if self.pending else []
-        writes = []
+        for m in range(len(self.writers)):
+            bad = np.flatnonzero(~np.isfinite(block[m, :, self.loss_column]))
+            if self.diverged_at[m] is None and len(bad):
+                self.diverged_at[m] = self.first_row + int(bad[0])
+        writes, live = [], []
         for m, writer in enumerate(self.writers):  # all stores' blocks go out together, then the commits
-            metrics = {name: block[m, :, j] for j, name in enumerate(SCALARS)}
-            metrics["param_norm"] = norms[m]
+            if self.stopped[m]:
+                continue
+            end = n  # rows of this block to write: up to the divergence step under stop_on_divergence
+            if self.stop_on_divergence and self.diverged_at[m] is not None:
+                end = self.diverged_at[m] - self.first_row + 1
+            live.append(m)
+            metrics = {name: block[m, :end, j] for j, name in enumerate(self.columns)}
+            metrics["param_norm"] = norms[m, :end]
             if groups is not None:
-                metrics[GROUP_METRIC] = groups[m]
+                metrics[GROUP_METRIC] = groups[m, :end]
             writes += writer.metric_writes(self.first_row, metrics)
-            if ckpts:
+            k = int(np.searchsorted(self.pending_steps, self.first_row + end - 1, side="right"))
+            if k:
                 writes += writer.checkpoint_writes(writer.ckpts_written,
-                                                   {name: ckpts[j][m] for j, name in enumerate(self.names)})
+                                                   {name: ckpts[j][m, :k] for j, name in enumerate(self.names)})
         run_writes(writes)
-        if self.slots:  # the state at the start of `upto`: a resumed run re-runs step `upto` exactly
+        for m in live:
+            self.stopped[m] = self.stop_on_divergence and self.diverged_at[m] is not None
+        if self.slots and not self.stopped[0]:  # the state at the start of `upto`: a resumed run re-runs it
             state = self.resume_state()
             run_writes([w for slots in self.slots for w in slots.writes(upto, state)])
             for slots in self.slots:
                 slots.mark()
-        run_writes([writer.commit_write() for writer in self.writers])
-        self.pending = []
-        for m in range(len(self.writers)):
-            bad = np.flatnonzero(~np.isfinite(block[m, :, 0]))
-            if self.diverged_at[m] is None and len(bad):
-                self.diverged_at[m] = self.first_row + int(bad[0])
+        run_writes([self.writers[m].commit_write() for m in live])
+        self.pending, self.pending_steps = [], []
         # keep writing ≲ 10% of the time: many stores (a batched group) flush less often
         self.flush_seconds = max(FLUSH_SECONDS, 10 * (time.monotonic() - started))
         self.first_row, self.last_flush = upto + 1, time.monotonic()
-        if self.on_flush:
-            self.on_flush(upto, {name: float(v) for name, v in zip(SCALARS, block[0, -1])})
+        if self.on_flush:  # the newest value of each metric (train_* of mini-batched runs: the last eval)
+            latest = {}
+            for j, name in enumerate(SCALARS):
+                seen = block[0, np.isfinite(block[0, :, j]), j]
+                latest[name] = float(seen[-1]) if len(seen) else math.nan
+            self.on_flush(upto, latest)
 
     @property
-    def diverged(self) -> bool:
-        return any(step is not None for step in self.diverged_at)
+    def finished(self) -> bool:
+        """Every member has diverged under ``stop_on_divergence``: nothing is left to train."""
+        return all(self.stopped)
 
     def finalize(self, steps: int) -> None:
         """Final commit of every store: ``complete``, or ``diverged`` with ``diverged_at`` (the step)."""

@@ -21,21 +21,42 @@ from grokscope.resume import load_resume_state
 from grokscope.store import RunWriter
 from grokscope.datasets import mini_batched, resolve
 from grokscope.trainers.data import load_task
-from grokscope.trainers.evaluate import test_metrics
+from grokscope.trainers.evaluate import test_metrics, train_set_metrics
 from grokscope.trainers.losses import accuracy, loss_fn, test_loss_fn
 from grokscope.trainers.models import build_model
-from grokscope.trainers.recording import OnFlush, Recorder, create_writer
+from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
 from grokscope.trainers.resume import capture, restore
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; anything else is taken as given."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """``auto`` picks cuda, then mps, then cpu; anything else must exist on this machine.
+
+    Raises :class:`ConfigError` (one line, before anything is written) for a device string torch does not
+    know, or a device this machine lacks (cuda without a CUDA GPU, ``cuda:N`` past the last GPU, mps off Apple
+    silicon).
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {name!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {name!r}: this machine has no CUDA GPU that torch can use "
+                              f"(torch {torch.__version__}); use --device cpu or auto")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device {name!r}: this machine has {count} CUDA GPU(s), cuda:0 … cuda:{count - 1}")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ConfigError(f"device {name!r}: Apple's MPS is not available here; use --device cpu or auto")
+    elif device.type != "cpu":
+        raise ConfigError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    return device
 
 
 def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
@@ -51,9 +72,15 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
 
     With ``resume=True``, ``out`` is a stopped run's store: its own config is used (``cfg`` is ignored) and
     training continues from its last commit, reproducing the uninterrupted run exactly (on CPU, bit for
-    bit).  ``on_flush(step, latest)`` is called after every block write with the newest logged values (the
-    CLI's progress bar).  Validation errors (:class:`~grokscope.config.ConfigError`) happen before anything
-    is written.  A non-finite train loss ends the run with status ``diverged`` (``on_divergence="stop"``).
+    bit); a store that holds no resume state (stopped before its first flush, or trained in a batched group)
+    is trained again from step 0 into the same store.  ``on_flush(step, latest)`` is called after every block
+    write with the newest logged values (the CLI's progress bar).  Validation errors
+    (:class:`~grokscope.config.ConfigError`) happen before anything is written.
+
+    Mini-batched runs log ``train_loss``/``train_acc`` over the whole training set at evaluation steps (NaN
+    between) and each step's batch values as ``batch_loss``/``batch_acc``.  A non-finite training loss (the
+    batch loss when mini-batched) ends the run with status ``diverged``; with ``on_divergence="stop"`` the
+    store's rows end at that step (:class:`~grokscope.trainers.recording.Recorder`).
 
     Examples
     --------
@@ -66,7 +93,8 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
         if writer.root.attrs.get("status") != "running":
             raise StoreError(f"{out} is {writer.root.attrs.get('status')}; only a stopped run can resume")
         cfg = RunConfig.from_dict(writer.root.attrs["config"])
-        start, state = load_resume_state(out)
+        if (writer.resume or {}).get("slot"):
+            start, state = load_resume_state(out)
     if getattr(cfg, "kd_setup", "none") != "none":
         raise ConfigError(f"kd_setup={cfg.kd_setup!r} is a distillation run: use grokscope distill")
     cfg = resolve(cfg)
@@ -86,18 +114,28 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
     batch_gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
     n_train = len(data.train_y)
 
+    mini_batch = mini_batched(cfg.batch_size, n_train)
+    extra = BATCH_METRICS if mini_batch else ()  # train_* become whole-training-set values at eval steps
     if state is not None:
         restore(state, params, optimizer, batch_gen)
+    elif resume:  # stopped before its first flush (or saved no state): the same run again, from step 0
+        missing = [name for name in extra if name not in writer.metrics]
+        if missing:
+            raise StoreError(f"{out} has no {missing[0]} array (written by an older grokscope); train it again")
+        writer.steps_written = writer.ckpts_written = 0
+        writer.resume = None
+        writer.commit()  # readers see no rows until the restarted run's first flush
     else:
         writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()},
-                               model.param_dims(), model.param_roles(), device)
+                               model.param_dims(), model.param_roles(), device, extra)
     rng_at_step = batch_gen.get_state()  # the batch order at the start of the current step
-    mini_batch = mini_batched(cfg.batch_size, n_train)
     recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, start=start,
-                        resume_state=lambda: capture(params, optimizer, rng_at_step), n_groups=data.n_groups)
+                        resume_state=lambda: capture(params, optimizer, rng_at_step), n_groups=data.n_groups,
+                        extra=extra, stop_on_divergence=cfg.on_divergence == "stop")
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
     groups_not_evaluated = torch.full((data.n_groups,), math.nan, dtype=torch.float64, device=device)
     train_loss, test_loss = loss_fn(cfg), test_loss_fn(cfg)
+    per_example_loss = loss_fn(cfg, reduction="none")
 
     for step in range(start, cfg.steps + 1):
         last = step == cfg.steps  # the final row: evaluate θ_steps, no update
@@ -113,16 +151,23 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
             loss = train_loss(logits, yb)  # cfg.loss: softmax or StableMax CE, or MSE
 
         with torch.no_grad():
-            if step % cfg.eval_every == 0 or last:
+            evaluate = step % cfg.eval_every == 0 or last
+            if evaluate:
                 test, groups = test_metrics(model, data, test_loss)  # (2,), (G,) or None
             else:
                 test, groups = not_evaluated, groups_not_evaluated
+            batch = torch.stack([loss.detach().to(torch.float64), accuracy(logits, yb)])  # (2,)
+            if not mini_batch:  # the batch is the training set
+                whole = batch
+            elif evaluate:
+                whole = train_set_metrics(model, data.train_x, data.train_y, per_example_loss, data.train_chunk)
+            else:
+                whole = not_evaluated
             norms = torch.stack(torch._foreach_norm(list(params.values()))).to(torch.float64)  # (n_params,)
-            row = torch.cat([loss.detach().to(torch.float64).view(1), accuracy(logits, yb).view(1), test,
-                             norms.square().sum().sqrt().view(1)])
+            row = torch.cat([whole, test, norms.square().sum().sqrt().view(1), *([batch] if mini_batch else [])])
             recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last,
                          None if groups is None else groups[None])
-        if last or (recorder.diverged and cfg.on_divergence == "stop"):
+        if last or recorder.finished:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
