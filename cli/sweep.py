@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from grokscope.cli.output import print_json
-from grokscope.cli.train import config_parameters, field_types
+from grokscope.cli.train import check_device, config_parameters, field_types
 from grokscope.config import PRESETS
 from grokscope.errors import ConfigError
 from grokscope.sweep import parse_values, plan_sweep
@@ -66,6 +66,8 @@ def sweep_command(
         raise ConfigError("--scheduler needs --executor dask")
     fixed, grid = split_flags(values, seeds)
     sweep = plan_sweep(out, preset, fixed, grid)  # validates every grid point before anything is written
+    for device in sorted({cfg.device for cfg in sweep.runs.values()}):
+        check_device(device)
     from grokscope.trainers.sweep import dask_executor, execute_sweep, local_executor
     from grokscope.cli.progress import TrainingProgress
 
@@ -84,7 +86,7 @@ def sweep_command(
             client.close()
     failed = [rid for rid, run in index["runs"].items() if run["status"] == "failed"]
     print(f"{out}: {len(index['runs'])} runs ({index['trained']} trained, {index['already_complete']} already "
-          f"complete, {len(failed)} failed)", file=sys.stderr)
+          f"finished, {len(failed)} failed)", file=sys.stderr)
     if json_:
         print_json(index)
     if failed:

@@ -2,8 +2,8 @@
 
 A sweep directory holds ``sweep.json`` (the index: the grid and each run id's parameters, written by the
 coordinating process only) and ``runs/<run id>.zarr``, one store per run, each written by the one worker that
-trains it.  A run's status is read from its own store (complete, running or missing), so workers never share
-a file and a stopped sweep resumes by training what is not complete.
+trains it.  A run's status is read from its own store (complete, diverged, running or missing), so workers
+never share a file and a stopped sweep resumes by training what is not finished.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SWEEP_VERSION = 1
 # Fields that may differ between runs trained together as one stacked model (grokscope.trainers.batched).
 MEMBER_FIELDS = ("seed", "n_train", "frac", "downsample_frac", "lr", "weight_decay", "alpha", "init_std", "beta1",
                  "beta2")
+FINISHED = ("complete", "diverged")  # run statuses a resumed sweep keeps (a diverged run diverges again)
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -114,7 +115,8 @@ class Sweep:
         return path
 
     def status(self, rid: str) -> str:
-        """complete | running (a store exists but is not complete: stopped or in progress) | pending."""
+        """complete | diverged | running (a store exists but is not finished: stopped or in progress) |
+        pending (no store) | foreign (something else at the store's path)."""
         path = self.store_path(rid)
         if not path.exists():
             return "pending"

@@ -1,5 +1,6 @@
 """Sweeps: grid parsing, batched training equal to training alone, resume, refusals, a Dask LocalCluster."""
 
+import importlib
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grokscope import RunStore, from_preset
+from grokscope.config import RunConfig
 from grokscope.cli.main import app
 from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.sweep import group_key, parse_values, plan_sweep, run_id
@@ -141,3 +143,69 @@ def test_sweep_on_a_dask_local_cluster(tmp_path):
     for run in index["runs"].values():
         store = RunStore(tmp_path / "sw" / run["store"])
         assert store.n_steps == 21 and store.n_ckpts == len(store.checkpoint_steps())
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_a_diverged_member_ends_in_its_group_as_it_ends_alone(tmp_path, monkeypatch, batch_size):
+    """lr 1e6 diverges within a few steps, lr 1e-3 does not: trained as one group or one by one, the same
+    status, diverged_at and committed rows/checkpoints (the rows end at the first non-finite step), and the
+    normal member's metrics are unchanged by its diverged neighbour (flushes every 4 steps, so the stopping
+    point cannot hide behind one flush at the end)."""
+    monkeypatch.setattr("grokscope.trainers.recording.FLUSH_ROWS", 4)
+    cfgs = [from_preset("demo", **TINY, lr=lr, batch_size=batch_size, eval_every=3) for lr in (1e6, 1e-3)]
+    grouped = [RunStore(p) for p in train_batched(cfgs, [tmp_path / f"g{i}.zarr" for i in range(2)])]
+    alone = [RunStore(train(c, tmp_path / f"a{i}.zarr")) for i, c in enumerate(cfgs)]
+    ends = [[(s.status, s.attrs.get("diverged_at"), s.n_steps, s.n_ckpts) for s in runs] for runs in (grouped, alone)]
+    assert ends[0] == ends[1], ends
+    (status, diverged_at, n_steps, _), normal = ends[0]
+    assert status == "diverged" and n_steps == diverged_at + 1 and normal[:3] == ("complete", None, 31)
+    for name in ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm"):
+        np.testing.assert_allclose(grouped[1].read(name), alone[1].read(name), rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(grouped[0].read(name), alone[0].read(name), rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_a_sweep_rerun_keeps_diverged_runs(tmp_path):
+    out = tmp_path / "sw"
+    first = sweep("--lr", "1e-3,1e6", "--out", out, "--json")
+    assert first.exit_code == 0, first.stderr
+    statuses = {rid: run["status"] for rid, run in json.loads(first.stdout)["runs"].items()}
+    assert statuses == {"lr=0.001": "complete", "lr=1000000.0": "diverged"}
+    diverged = out / "runs" / "lr=1000000.0.zarr"
+    stamp = (diverged / "zarr.json").stat().st_mtime_ns, RunStore(diverged).attrs["created"]
+    again = sweep("--lr", "1e-3,1e6", "--out", out, "--json")
+    assert again.exit_code == 0, again.stderr
+    index = json.loads(again.stdout)
+    assert index["trained"] == 0 and index["already_complete"] == 2
+    assert {rid: run["status"] for rid, run in index["runs"].items()} == statuses
+    assert ((diverged / "zarr.json").stat().st_mtime_ns, RunStore(diverged).attrs["created"]) == stamp
+
+
+def test_a_failing_group_reports_each_run_from_its_own_store(tmp_path, monkeypatch):
+    """One by one (SGD): the second run fails after the first completed; stacked: the group fails with one
+    member already complete from an earlier sweep.  Runs whose stores are complete stay complete."""
+    from grokscope.trainers import sweep as sweep_mod
+
+    real_train = train
+
+    def second_fails(cfg, out, **kw):
+        if cfg.seed == 1:
+            raise RuntimeError("out of memory")
+        return real_train(cfg, out, **kw)
+
+    monkeypatch.setattr(importlib.import_module("grokscope.trainers.train"), "train", second_fails)
+    sgd = [from_preset("demo", **TINY, optimizer="sgd", seed=s).to_dict() for s in (0, 1)]
+    outs = [str(tmp_path / f"sgd{s}.zarr") for s in (0, 1)]
+    results = sweep_mod.run_group(sgd, outs)
+    assert [r["status"] for r in results] == ["complete", "failed"]
+    assert "out of memory" in results[1]["error"]
+
+    def group_fails(cfgs, outs, **kw):
+        raise RuntimeError("CUDA error")
+
+    monkeypatch.setattr(importlib.import_module("grokscope.trainers.batched"), "train_batched", group_fails)
+    adam = [from_preset("demo", **TINY, seed=s).to_dict() for s in (0, 1, 2)]
+    outs = [str(tmp_path / f"adam{s}.zarr") for s in (0, 1, 2)]
+    real_train(RunConfig.from_dict(adam[0]), outs[0])  # finished by an earlier sweep
+    results = sweep_mod.run_group(adam, outs)
+    assert [r["status"] for r in results] == ["complete", "failed", "failed"]
+    assert RunStore(outs[0]).status == "complete"

@@ -20,13 +20,16 @@ import torch
 
 from grokscope.config import RunConfig
 from grokscope.store import RunStore, is_run_store
-from grokscope.sweep import Sweep, groups
+from grokscope.sweep import FINISHED, Sweep, groups
 
 
 def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | None = None) -> list[dict[str, Any]]:
     """Train one group of runs (a worker task).  Returns one ``{store, status[, error]}`` per run.
 
-    Stores left incomplete by a stopped sweep are removed and trained again; complete ones are kept.
+    Finished stores (:data:`~grokscope.sweep.FINISHED`: complete or diverged) are kept; stores left
+    incomplete by a stopped sweep are removed and trained again.  Each run's status is read from its own
+    store afterwards, so a failure (of the stacked group, or of one run trained alone) marks only the runs it
+    left unfinished as failed.
     """
     from grokscope.trainers.batched import train_batched
     from grokscope.trainers.train import train
@@ -37,20 +40,33 @@ def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | Non
     for cfg, out in zip(configs, outs):
         path = Path(out)
         if path.exists():
-            if is_run_store(path) and RunStore(path).status == "complete":
+            if is_run_store(path) and RunStore(path).status in FINISHED:
                 continue
             shutil.rmtree(path)  # a run stopped mid-way: train it again from the start
         path.parent.mkdir(parents=True, exist_ok=True)
         todo.append((RunConfig.from_dict(cfg), path))
-    try:
-        if len(todo) > 1 and todo[0][0].optimizer in ("adam", "adamw"):
+    errors: dict[Path, str] = {}
+    if len(todo) > 1 and todo[0][0].optimizer in ("adam", "adamw"):
+        try:
             train_batched([c for c, _ in todo], [p for _, p in todo])
-        else:
-            for cfg, path in todo:
+        except Exception as exc:  # report, don't kill the sweep: other groups go on
+            errors = {p: f"{type(exc).__name__}: {exc}" for _, p in todo}
+    else:
+        for cfg, path in todo:
+            try:
                 train(cfg, path)
-    except Exception as exc:  # report, don't kill the sweep: other groups go on
-        return [{"store": out, "status": "failed", "error": f"{type(exc).__name__}: {exc}"} for out in outs]
-    return [{"store": out, "status": "complete"} for out in outs]
+            except Exception as exc:  # this run fails; the group's other runs still train
+                errors[path] = f"{type(exc).__name__}: {exc}"
+    return [_result(out, errors.get(Path(out))) for out in outs]
+
+
+def _result(out: str, error: str | None) -> dict[str, Any]:
+    """A run's outcome from its own store: its status if finished, else failed (with the error, if any)."""
+    path = Path(out)
+    status = RunStore(path).status if path.exists() and is_run_store(path) else "missing"
+    if status in FINISHED:
+        return {"store": out, "status": status}
+    return {"store": out, "status": "failed", "error": error or f"the store is {status} after training"}
 
 
 def local_executor(workers: int) -> cf.Executor:
@@ -73,13 +89,13 @@ def dask_executor(scheduler: str | None, workers: int):
 
 def execute_sweep(sweep: Sweep, executor: cf.Executor, *, batch: bool = True, max_batch: int = 64,
                   workers: int = 1, on_done: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Train every run of ``sweep`` that is not complete; returns the final index document.
+    """Train every run of ``sweep`` that is not finished (complete or diverged); returns the final index.
 
     ``on_done(done, total)`` is called as groups finish (the CLI's progress bar).
     """
     sweep.root.mkdir(parents=True, exist_ok=True)
     sweep.write_index()
-    pending = {rid: cfg for rid, cfg in sweep.runs.items() if sweep.status(rid) != "complete"}
+    pending = {rid: cfg for rid, cfg in sweep.runs.items() if sweep.status(rid) not in FINISHED}
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     futures = {}
     for ids in groups(pending, max_batch if batch else 1):
