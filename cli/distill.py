@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from grokscope.cli.train import config_parameters
+from grokscope.cli.train import check_device, config_parameters
 from grokscope.config import PRESETS
 from grokscope.errors import ConfigError, StoreError
 from grokscope.store import remove_store
@@ -55,6 +55,7 @@ def distill_command(
     cfg = distill_config(last.cfg, preset, **values, kd_setup=setup, teacher=str(teacher[0]),
                          teacher2=str(teacher[1]) if joint else None, teacher_ckpt=teacher_ckpt)
     teachers = check_distillation(cfg)  # every refusal happens here, before anything is written
+    check_device(cfg.device)
     for t in teachers:
         print(f"teacher {t.path}: p={t.cfg.p}, checkpoint {t.ckpt} (step {t.step})", file=sys.stderr)
     if out.exists():

@@ -65,13 +65,24 @@ def build_config(preset: Optional[str], values: dict[str, Any]) -> RunConfig:
     return resolve(from_preset(preset, **values))
 
 
+def check_device(name: str) -> None:
+    """Refuse a device this machine lacks (``--device cuda`` without a GPU, an unknown string) in one line,
+    before anything is written."""
+    try:
+        from grokscope.trainers.train import resolve_device
+    except ImportError as exc:  # analysis works without torch; training does not
+        raise ConfigError(f"training needs torch ({exc}); install it with `pip install torch`") from None
+    resolve_device(name)
+
+
 def train_command(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run store to create (a .zarr "
                                                                      "directory).")] = None,
     preset: Annotated[Optional[str], typer.Option(help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run store at --out.")] = False,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue a stopped run from its last commit (its "
-                                                        "own config; no other flags).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue a stopped run from its last commit, or from "
+                                                        "step 0 if it stopped before its first (its own config; "
+                                                        "no other flags).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     **values: Any,
 ) -> None:
@@ -86,6 +97,7 @@ def train_command(
     if out is None:
         raise ConfigError("give --out STORE (or --resume STORE)")
     cfg = build_config(preset, values)
+    check_device(cfg.device)
     if out.exists():
         if not overwrite:
             raise StoreError(f"{out} already exists; pass --overwrite to replace it")

@@ -16,13 +16,17 @@ from typer.testing import CliRunner
 
 from grokscope import RunStore, analyze, open_checkpoints, open_run
 from grokscope.cli.main import app
+from grokscope.config import from_preset
 from grokscope.store import RunWriter
+from grokscope.trainers import train
 
 # A run long enough to be killed mid-way: mini-batches (the batch order must survive a resume), frequent
 # flushes and checkpoints.
 FLAGS = ["--preset", "demo", "--p", "23", "--d-model", "32", "--d-mlp", "64", "--batch-size", "64",
          "--steps", "4000", "--ckpt-every", "50", "--quiet"]
 FAST_FLUSH = {"GROKSCOPE_FLUSH_ROWS": "64"}
+# Every per-step array of a mini-batched run (train_* over the whole training set at eval steps).
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "param_norm", "batch_loss", "batch_acc")
 
 
 def start_training(out, *extra):
@@ -107,10 +111,62 @@ def test_resume_after_kill_equals_the_uninterrupted_run_bit_for_bit(tmp_path):
     assert result.exit_code == 0, result.stderr
     a, b = RunStore(full), RunStore(cut)
     assert b.status == "complete" and b.n_steps == a.n_steps == 401
-    for name in ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "param_norm"):
-        assert np.array_equal(a.read(name), b.read(name)), name
+    for name in METRICS:
+        assert np.array_equal(a.read(name), b.read(name), equal_nan=True), name
     for name in a.param_names():
         assert np.array_equal(a.read_param(name), b.read_param(name)), name
+
+
+def assert_same_run(a, b):
+    """Two complete stores of one config hold the same run, bit for bit."""
+    assert b.status == a.status == "complete" and b.n_steps == a.n_steps and b.n_ckpts == a.n_ckpts
+    for name in METRICS:
+        assert np.array_equal(a.read(name), b.read(name), equal_nan=True), name
+    for name in a.param_names():
+        assert np.array_equal(a.read_param(name), b.read_param(name)), name
+
+
+@pytest.mark.slow
+def test_resume_of_a_run_killed_before_its_first_commit_equals_the_uninterrupted_run(tmp_path):
+    """kill -9 once the store exists but nothing is committed (a huge flush buffer: the first commit waits
+    FLUSH_SECONDS), then --resume: the run restarts from step 0 in the same store, bit for bit."""
+    cut = tmp_path / "cut.zarr"
+    env = {**os.environ, "GROKSCOPE_FLUSH_ROWS": "100000"}
+    proc = subprocess.Popen([sys.executable, "-m", "grokscope.cli", "train", *FLAGS, "--steps", "300", "--out",
+                             str(cut)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert wait_for(cut.exists), proc.stderr.read().decode()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = RunStore(cut)
+    assert killed.status == "running" and killed.attrs["committed"] == {"steps": 0, "ckpts": 0}
+    result = CliRunner().invoke(app, ["train", "--resume", str(cut), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    full = tmp_path / "full.zarr"
+    assert CliRunner().invoke(app, ["train", *FLAGS, "--steps", "300", "--out", str(full)]).exit_code == 0
+    assert_same_run(RunStore(full), RunStore(cut))
+
+
+def test_resume_of_a_run_stopped_before_its_first_commit_restarts_it(tmp_path, monkeypatch):
+    """The first flush fails (a full disk): the store exists with nothing committed and no resume state;
+    --resume trains it again from step 0, equal to the uninterrupted run bit for bit."""
+    args = ["train", "--preset", "demo", "--p", "17", "--d-model", "16", "--batch-size", "32", "--steps", "30",
+            "--eval-every", "5", "--ckpt-every", "10", "--quiet"]
+    original = RunWriter.metric_writes
+
+    def no_space(self, start, block):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+
+    monkeypatch.setattr(RunWriter, "metric_writes", no_space)
+    cut = tmp_path / "cut.zarr"
+    assert CliRunner().invoke(app, [*args, "--out", str(cut)]).exit_code == 2
+    assert RunStore(cut).status == "running" and RunStore(cut).n_steps == 0
+    monkeypatch.setattr(RunWriter, "metric_writes", original)
+    result = CliRunner().invoke(app, ["train", "--resume", str(cut), "--quiet"])
+    assert result.exit_code == 0, result.stderr
+    full = tmp_path / "full.zarr"
+    assert CliRunner().invoke(app, [*args, "--out", str(full)]).exit_code == 0
+    assert_same_run(RunStore(full), RunStore(cut))
+    assert RunStore(cut).has("batch_loss")  # mini-batched: the batch arrays resume too
 
 
 def test_resume_refuses_complete_runs_and_extra_flags(tmp_path):
@@ -145,16 +201,34 @@ def test_reading_while_a_trainer_writes_sees_only_complete_rows(tmp_path):
     assert reads >= 10 and seen_running
 
 
-@pytest.mark.parametrize("policy, status_steps", [("stop", None), ("continue", 41)])
-def test_divergence_is_recorded_not_a_crash(tmp_path, policy, status_steps):
+@pytest.mark.parametrize("policy", ["stop", "continue"])
+def test_divergence_is_recorded_not_a_crash(tmp_path, policy):
     out = tmp_path / "d.zarr"
     result = CliRunner().invoke(app, ["train", "--preset", "demo", "--p", "17", "--steps", "40", "--lr", "1e6",
-                                      "--on-divergence", policy, "--quiet", "--out", str(out)])
+                                      "--ckpt-every", "1", "--on-divergence", policy, "--quiet", "--out", str(out)])
     assert result.exit_code == 0 and "diverged at step" in result.stderr
     row = json.loads(CliRunner().invoke(app, ["analyze", str(out), "--json"]).stdout)[0]
     assert row["status"] == "diverged" and row["diverged_at"] is not None and row["diverged_at"] <= 5
-    if status_steps:
-        assert RunStore(out).n_steps == status_steps
+    store = RunStore(out)
+    if policy == "stop":  # the rows end at the first non-finite step, and so do the checkpoints
+        assert store.n_steps == row["diverged_at"] + 1 and store.checkpoint_steps()[-1] == row["diverged_at"]
+        assert not np.isfinite(store.read("train_loss")[-1]) and np.isfinite(store.read("train_loss")[:-1]).all()
+    else:
+        assert store.n_steps == 41
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_where_a_stopped_divergence_ends_does_not_depend_on_flush_timing(tmp_path, monkeypatch, batch_size):
+    """One flush at the end, or one every 3 steps: the same committed rows and checkpoints (mini-batched
+    runs watch the batch loss, as their train_loss is only measured at eval steps)."""
+    cfg = from_preset("demo", p=17, steps=40, lr=1e6, ckpt_every=2, batch_size=batch_size, eval_every=4)
+    ends = []
+    for rows in (1024, 3):
+        monkeypatch.setattr("grokscope.trainers.recording.FLUSH_ROWS", rows)
+        store = RunStore(train(cfg, tmp_path / f"f{rows}.zarr"))
+        assert store.status == "diverged"
+        ends.append((store.attrs["diverged_at"], store.n_steps, store.n_ckpts))
+    assert ends[0] == ends[1] and ends[0][1] == ends[0][0] + 1, ends
 
 
 def test_a_full_disk_is_one_line_and_the_store_keeps_its_last_commit(tmp_path, monkeypatch):
