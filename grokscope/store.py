@@ -75,6 +75,40 @@ def _quiet_consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
+def build_folder(target: Path, tag: str) -> Path:
+    """The hidden sibling ``.<name>.<tag>-<pid>`` in which this process builds ``target`` before renaming it."""
+    return target.parent / f".{target.name}.{tag}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) is no liveness probe elsewhere: never delete another's build
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, owned by another user
+        return True
+    return True
+
+
+def remove_stale_builds(target: Path, tag: str) -> list[Path]:
+    """Delete the build folders ``.<name>.<tag>-<pid>`` of ``target`` left by this process or by a process
+    that no longer exists (a writer killed mid-build); a live process's folder is left alone."""
+    prefix = f".{target.name}.{tag}-"
+    try:
+        entries = [e for e in target.parent.iterdir() if e.name.startswith(prefix)]
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        pid = entry.name[len(prefix):]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 class RunWriter:
     """Creates a run store and fills it block by block; the single writer of that store.
 
@@ -112,9 +146,8 @@ class RunWriter:
         if step_values is not None and len(step_values) != n_steps:
             raise StoreError(f"step_values has {len(step_values)} entries for {n_steps} steps")
         # Built in a hidden sibling and renamed into place: a store appears whole or not at all.
-        building = self.path.parent / f".{self.path.name}.creating-{os.getpid()}"
-        if building.exists():
-            shutil.rmtree(building)
+        building = build_folder(self.path, "creating")
+        remove_stale_builds(self.path, "creating")  # ours from an earlier try, and those of killed writers
         try:
             self._create(building, attrs, n_steps, metrics, params, ckpt_steps, coords, data, step_values)
             os.rename(building, self.path)
@@ -355,8 +388,22 @@ def is_run_store(path: Path) -> bool:
     return isinstance(doc.get("attributes", {}).get("grokscope"), dict)
 
 
+def _stores_under(root: Path) -> list[Path]:
+    """Run stores below ``root``, not descending into stores nor into hidden folders (``.x.zarr.creating-<pid>``
+    build folders of writers, ``.git``), nor following symbolic links to folders."""
+    found = []
+    for here, dirs, files in os.walk(root):
+        if "zarr.json" in files and is_run_store(Path(here)):
+            found.append(Path(here))
+            dirs.clear()
+        else:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+    return sorted(found)
+
+
 def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Run stores named directly or found under directories (not descending into stores), sorted per path.
+    """Run stores named directly or found under directories (not descending into stores or hidden folders),
+    sorted per path.
 
     A named path that is neither a store nor a directory holding one raises :class:`StoreError`.
     """
@@ -371,8 +418,7 @@ def find_runs(paths: Iterable[str | os.PathLike]) -> list[Path]:
             continue
         if not path.is_dir():
             raise StoreError(f"{path} is not a grokscope run store")
-        inside = sorted(p.parent for p in path.rglob("zarr.json") if is_run_store(p.parent))
-        inside = [p for p in inside if not any(q in p.parents for q in inside)]
+        inside = _stores_under(path)
         if not inside:
             raise StoreError(f"{path} holds no grokscope run store")
         found.extend(inside)

@@ -96,3 +96,40 @@ def test_run_labels_add_folders_only_where_names_repeat(tmp_path):
     assert run_labels(paths) == ["equidistant/f=0", "equivariant/f=0", "f=0.2", "demo", "a/seed0/run",
                                  "b/seed0/run", "runs/seed0/run"]  # a runs/ folder of no sweep is kept
     assert run_labels([tmp_path / "r.zarr", tmp_path / "r.zarr"]) == [str(tmp_path / "r.zarr")] * 2
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process now
+    return child.pid
+
+
+def test_a_new_writer_removes_killed_writers_build_folders_but_not_a_live_ones(tmp_path):
+    import os
+
+    dead = tmp_path / f".r.zarr.creating-{_dead_pid()}"
+    live = tmp_path / f".r.zarr.creating-{os.getppid()}"  # our parent: alive for the whole test
+    other = tmp_path / f".q.zarr.creating-{_dead_pid()}"  # another store's: not this writer's business
+    for folder in (dead, live, other):
+        make_writer(tmp_path / "done.zarr" if folder is dead else tmp_path / "tmp.zarr").finalize()
+        os.rename(tmp_path / ("done.zarr" if folder is dead else "tmp.zarr"), folder)
+    make_writer(tmp_path / "r.zarr").finalize()
+    assert not dead.exists() and live.exists() and other.exists()
+    assert RunStore(tmp_path / "r.zarr").status == "complete"
+
+
+def test_find_runs_skips_hidden_folders(tmp_path):
+    import os
+
+    make_writer(tmp_path / "a.zarr").finalize()
+    make_writer(tmp_path / "b.zarr").commit()  # a live writer's store is listed
+    make_writer(tmp_path / "x.zarr")
+    os.rename(tmp_path / "x.zarr", tmp_path / f".x.zarr.creating-{_dead_pid()}")
+    (tmp_path / ".git").mkdir()
+    make_writer(tmp_path / ".git" / "c.zarr").finalize()
+    assert [p.name for p in find_runs([tmp_path])] == ["a.zarr", "b.zarr"]
+    hidden = tmp_path / ".git" / "c.zarr"
+    assert find_runs([hidden]) == [hidden]  # a hidden store named directly is still read
