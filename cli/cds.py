@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -17,9 +18,12 @@ def _thresholds(text: str | None) -> tuple[float, ...] | None:
     if text is None:
         return None
     try:
-        return tuple(float(part) for part in text.split(","))
+        values = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise ConfigError(f"--thresholds must be a comma list of numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"--thresholds must be finite numbers, got {text!r}")
+    return values
 
 
 def _interval(lo: float | None, hi: float | None) -> str | None:
@@ -89,6 +93,8 @@ def cds_command(
 
     A CDS that is never reached is null, with the reason.  See docs/cds.md for every rule.
     """
+    if clip is not None and clip < 0:
+        raise ConfigError(f"--clip must be a step >= 0, got {clip}")
     criteria = criteria_from(train_acc, test_acc, train_loss_below, test_loss_below)
     est = CDSAnalysis(epsilon=epsilon, criteria=criteria, smoothing_sigma=smooth, clip=clip,
                       thresholds=_thresholds(thresholds), n_bootstrap=bootstrap, level=level,

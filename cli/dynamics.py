@@ -15,7 +15,7 @@ import typer
 from grokscope.cli.analyze import TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from
 from grokscope.cli.output import emit_rows
 from grokscope.dynamics import DynamicsOptions, run_dynamics
-from grokscope.errors import GrokscopeError
+from grokscope.errors import ConfigError
 from grokscope.spectra import FourierOptions, weight_measures
 from grokscope.store import RunStore, find_runs, write_analysis
 
@@ -75,7 +75,7 @@ def fourier_command(
     """Fourier progress measures over checkpoints: embedding spectrum, key frequencies (top-norm and neuron
     methods), Gini sparsity, restricted and excluded loss."""
     if every < 1:
-        raise GrokscopeError(f"--every must be positive, got {every}")
+        raise ConfigError(f"--every must be positive, got {every}")
     options = FourierOptions(param=param, p=p, orientation=orientation, top_k=top_k)
     rows = []
     for path in find_runs(paths):

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import detrend
 
-from grokscope.errors import GrokscopeError
+from grokscope.errors import ConfigError, StoreError
 from grokscope.fourier import loss_spectrum
 from grokscope.norms import DecayFit, fit_exponential_decay, predicted_generalization_step, weight_histograms
 from grokscope.onset import Criteria, generalization_step, memorization_step
@@ -65,6 +65,13 @@ def decay_fit(steps: np.ndarray, l2: np.ndarray, memorized: int | None, generali
     return fit_exponential_decay(steps[window], l2[window], start=start, stop=stop)
 
 
+def norm_step_at_or_before(steps: np.ndarray, l2: np.ndarray, step: int) -> int | None:
+    """The last step ≤ ``step`` with a finite, positive norm, or None.  Imported runs log L2 only at their
+    checkpoints, so the norm "at" the generalization step is the latest one logged by then."""
+    valid = np.flatnonzero(np.isfinite(l2) & (l2 > 0) & (steps <= step))
+    return int(steps[valid[-1]]) if valid.size else None
+
+
 @dataclass(frozen=True)
 class DynamicsOptions:
     criteria: Criteria = Criteria()
@@ -74,6 +81,16 @@ class DynamicsOptions:
     bins: int = 50  # histogram bins of the classifier layer's weights
     n_early: int | None = None  # loss-spectrum window (default: up to the memorization step, ≥ 32 steps)
 
+    def __post_init__(self) -> None:
+        if self.w_star is not None and not (math.isfinite(self.w_star) and self.w_star > 0):
+            raise ConfigError(f"w_star must be finite and > 0, got {self.w_star}")
+        if not (isinstance(self.bins, (int, np.integer)) and self.bins >= 1):
+            raise ConfigError(f"bins must be a positive integer, got {self.bins}")
+        if self.n_early is not None and self.n_early < 4:
+            raise ConfigError(f"n_early must be at least 4 steps, got {self.n_early}")
+        if self.fit_start is not None and self.fit_stop is not None and self.fit_start >= self.fit_stop:
+            raise ConfigError(f"fit_start must be < fit_stop, got {self.fit_start} and {self.fit_stop}")
+
 
 def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) -> tuple[dict, dict]:
     """``(summary, arrays)`` for one run: JSON-able numbers, and ``name → (dims, values)`` for the store.
@@ -82,7 +99,7 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
     ``generalization_step``.
     """
     if not store.has("l2_norm"):
-        raise GrokscopeError(f"{store.path} logs no l2_norm; L2 dynamics need it")
+        raise StoreError(f"{store.path} logs no l2_norm; L2 dynamics need it")
     curves = store.read_many(["step", "l2_norm", *(n for n in ("train_acc", "test_acc", "train_loss",
                                                                "test_loss") if store.has(n))])
     steps, l2 = curves.pop("step"), curves.pop("l2_norm")
@@ -90,13 +107,15 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
     generalized = generalization_step(steps, curves, options.criteria)
     valid = np.isfinite(l2) & (l2 > 0)
     if valid.sum() < 2:
-        raise GrokscopeError(f"{store.path} has fewer than two finite L2 norms")
+        raise StoreError(f"{store.path} has fewer than two finite L2 norms; L2 dynamics need them")
 
     fit = decay_fit(steps, l2, memorized, generalized, options.fit_start, options.fit_stop)
-    w_star, w_star_source = options.w_star, "given"
+    w_star, w_star_source, w_star_step = options.w_star, "given", None
     if w_star is None and generalized is not None:
-        w_star, w_star_source = float(l2[np.searchsorted(steps, generalized)]), "observed"
-    predicted = predicted_generalization_step(fit, w_star) if fit and w_star else None
+        w_star_step = norm_step_at_or_before(steps, l2, generalized)
+        if w_star_step is not None:
+            w_star, w_star_source = float(l2[np.searchsorted(steps, w_star_step)]), "observed"
+    predicted = predicted_generalization_step(fit, w_star) if fit and w_star is not None else None
 
     summary: dict[str, Any] = {
         "run": store.name, "path": str(store.path),
@@ -104,6 +123,7 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
         "fit_start": fit.start if fit else None, "fit_stop": fit.stop if fit else None,
         "decay_rate": fit.gamma if fit else None, "w0": fit.w0 if fit else None, "fit_r2": fit.r2 if fit else None,
         "w_star": w_star, "w_star_source": w_star_source if w_star is not None else None,
+        "w_star_step": w_star_step,
         "predicted_generalization_step": None if predicted is None else round(predicted, 1),
         "l2_initial": float(l2[valid][0]), "l2_final": float(l2[valid][-1]),
     }
@@ -119,10 +139,15 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
 
     classifier = store.attrs.get("model", {}).get("param_roles", {}).get("unembedding")
     if classifier and store.n_ckpts and classifier in store.param_names():
-        counts, edges = weight_histograms(store.read_param(classifier), bins=options.bins)
-        arrays.update({"ckpt_step": (("ckpt",), store.checkpoint_steps()),
-                       "classifier_hist": (("ckpt", "bin"), counts), "classifier_edges": (("edge",), edges)})
+        weights, ckpt_steps = store.read_param(classifier), store.checkpoint_steps()
         summary["classifier"] = classifier
+        bad = ~np.isfinite(weights.reshape(len(weights), -1)).all(axis=1)  # (ckpt,)
+        if bad.any():  # a diverged run: no shared bins exist; say so instead of failing the whole analysis
+            summary["classifier_hist"] = f"unavailable: non-finite weights at checkpoint step {ckpt_steps[bad][0]}"
+        else:
+            counts, edges = weight_histograms(weights, bins=options.bins)
+            arrays.update({"ckpt_step": (("ckpt",), ckpt_steps), "classifier_hist": (("ckpt", "bin"), counts),
+                           "classifier_edges": (("edge",), edges)})
 
     summary.update(_loss_spectrum(curves.get("train_loss"), memorized, options.n_early, arrays))
     return summary, arrays

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from grokscope.errors import ConfigError
+
 __all__ = [
     "fourier_basis", "embedding_spectrum", "gini", "key_frequencies_top_norm", "neuron_key_frequencies",
     "key_frequencies_from_neurons", "restricted_and_excluded_logits", "cross_entropy", "loss_spectrum",
@@ -21,7 +23,7 @@ __all__ = [
 
 def _check_p(p: int) -> int:
     if not isinstance(p, (int, np.integer)) or p < 3:
-        raise ValueError(f"p must be an integer >= 3, got {p!r}")
+        raise ConfigError(f"p must be an integer >= 3, got {p!r}")
     return int(p)
 
 
@@ -83,18 +85,18 @@ def embedding_spectrum(W: np.ndarray, p: int, orientation: str = "auto") -> np.n
     p = _check_p(p)
     W = np.asarray(W, dtype=np.float64)
     if W.ndim < 2:
-        raise ValueError(f"W must have at least 2 dims (..., vocab, d), got shape {W.shape}")
+        raise ConfigError(f"W must have at least 2 dims (..., vocab, d), got shape {W.shape}")
     if orientation == "auto":
         fits = [n >= p for n in W.shape[-2:]]
         if fits == [True, True]:
-            raise ValueError(f"both axes of W {W.shape[-2:]} are >= p={p}; pass orientation explicitly")
+            raise ConfigError(f"both axes of W {W.shape[-2:]} are >= p={p}; pass orientation explicitly")
         orientation = "vocab_first" if fits[0] else "vocab_last"
     if orientation == "vocab_last":
         W = np.swapaxes(W, -1, -2)
     elif orientation != "vocab_first":
-        raise ValueError(f"orientation must be 'auto', 'vocab_first' or 'vocab_last', got {orientation!r}")
+        raise ConfigError(f"orientation must be 'auto', 'vocab_first' or 'vocab_last', got {orientation!r}")
     if W.shape[-2] < p:
-        raise ValueError(f"vocab axis has {W.shape[-2]} tokens, fewer than p={p}")
+        raise ConfigError(f"vocab axis has {W.shape[-2]} tokens, fewer than p={p}")
     basis, _ = fourier_basis(p)
     coef = np.tensordot(basis, W[..., :p, :], axes=([1], [-2]))  # (p, ..., d), one matmul
     power = np.einsum("f...d,f...d->...f", coef, coef)  # (..., p) squared norm per basis row
@@ -113,7 +115,7 @@ def gini(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)  # (..., n)
     if x.shape[-1] == 0 or np.any(~np.isfinite(x)) or np.any(x < 0):
-        raise ValueError("gini needs a non-empty axis of finite, non-negative values")
+        raise ConfigError("gini needs a non-empty axis of finite, non-negative values")
     n = x.shape[-1]
     xs = np.sort(x, axis=-1)
     rank_weight = 2 * np.arange(1, n + 1) - n - 1  # (n,) sorted-form of the mean absolute difference
@@ -140,22 +142,22 @@ def key_frequencies_top_norm(
     """
     s = np.asarray(spectrum, dtype=np.float64)
     if s.ndim != 1 or s.size < 2 or np.any(~np.isfinite(s)) or np.any(s < 0):
-        raise ValueError(f"spectrum must be 1-D, length >= 2, finite and >= 0, got shape {s.shape}")
+        raise ConfigError(f"spectrum must be 1-D, length >= 2, finite and >= 0, got shape {s.shape}")
     if k is not None and threshold is not None:
-        raise ValueError("pass at most one of k and threshold")
+        raise ConfigError("pass at most one of k and threshold")
     norms = s[1:]  # (n_freq,)
     order = np.argsort(-norms, kind="stable")  # strongest first, ties by lower frequency
     if k is not None:
         if not 1 <= k <= norms.size:
-            raise ValueError(f"k must be in [1, {norms.size}], got {k}")
+            raise ConfigError(f"k must be in [1, {norms.size}], got {k}")
         chosen = order[:k]
     elif threshold is not None:
         if not 0 < threshold <= 1:
-            raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+            raise ConfigError(f"threshold must be in (0, 1], got {threshold}")
         chosen = order[norms[order] >= threshold * norms.max()]
     else:
         if not 0 < explained <= 1 or max_freqs < 1:
-            raise ValueError(f"need 0 < explained <= 1 and max_freqs >= 1, got {explained}, {max_freqs}")
+            raise ConfigError(f"need 0 < explained <= 1 and max_freqs >= 1, got {explained}, {max_freqs}")
         share = np.cumsum(norms[order] ** 2) / max(np.sum(norms**2), np.finfo(float).tiny)
         n_key = int(np.searchsorted(share, explained * (1 - 1e-12))) + 1
         chosen = order[: min(n_key, max_freqs, norms.size)]
@@ -182,7 +184,7 @@ def neuron_key_frequencies(acts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     acts = np.asarray(acts, dtype=np.float64)
     if acts.ndim != 3 or acts.shape[0] != acts.shape[1]:
-        raise ValueError(f"acts must have shape (p, p, n_neurons), got {acts.shape}")
+        raise ConfigError(f"acts must have shape (p, p, n_neurons), got {acts.shape}")
     p = _check_p(acts.shape[0])
     basis, _ = fourier_basis(p)
     coef2 = np.einsum("ia,abn,jb->ijn", basis, acts, basis, optimize=True) ** 2  # (p, p, n)
@@ -210,9 +212,9 @@ def key_frequencies_from_neurons(
     """
     key_freq, frac = np.asarray(key_freq), np.asarray(frac, dtype=np.float64)
     if key_freq.ndim != 1 or frac.shape != key_freq.shape:
-        raise ValueError(f"key_freq and frac must be 1-D of equal length, got {key_freq.shape}, {frac.shape}")
+        raise ConfigError(f"key_freq and frac must be 1-D of equal length, got {key_freq.shape}, {frac.shape}")
     if min_neurons < 1:
-        raise ValueError(f"min_neurons must be >= 1, got {min_neurons}")
+        raise ConfigError(f"min_neurons must be >= 1, got {min_neurons}")
     freqs, counts = np.unique(key_freq[frac >= min_frac].astype(np.int64), return_counts=True)
     order = np.argsort(-counts, kind="stable")
     return freqs[order][counts[order] >= min_neurons]
@@ -240,10 +242,10 @@ def restricted_and_excluded_logits(
     p = _check_p(p)
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 3 or logits.shape[:2] != (p, p):
-        raise ValueError(f"logits must have shape ({p}, {p}, n_out), got {logits.shape}")
+        raise ConfigError(f"logits must have shape ({p}, {p}, n_out), got {logits.shape}")
     ks = np.unique(np.asarray(key_freqs, dtype=np.int64).ravel())
     if ks.size and (ks.min() < 1 or ks.max() > p // 2):
-        raise ValueError(f"key_freqs must lie in 1..{p // 2}, got {ks.tolist()}")
+        raise ConfigError(f"key_freqs must lie in 1..{p // 2}, got {ks.tolist()}")
     x = np.arange(p)
     angle = 2 * np.pi * ks[:, None, None] * (x[:, None] + x[None, :]) / p  # (n_key, p, p)
     dirs = np.concatenate([np.cos(angle), np.sin(angle[2 * ks != p])]).reshape(-1, p * p)  # (n_dir, p²)
@@ -265,9 +267,9 @@ def cross_entropy(logits: np.ndarray, targets: np.ndarray) -> float:
     logits = np.asarray(logits, dtype=np.float64)
     targets = np.asarray(targets)
     if logits.ndim != 2 or targets.shape != logits.shape[:1]:
-        raise ValueError(f"need logits (N, C) and targets (N,), got {logits.shape} and {targets.shape}")
+        raise ConfigError(f"need logits (N, C) and targets (N,), got {logits.shape} and {targets.shape}")
     if not np.issubdtype(targets.dtype, np.integer) or np.any((targets < 0) | (targets >= logits.shape[1])):
-        raise ValueError(f"targets must be integers in [0, {logits.shape[1]})")
+        raise ConfigError(f"targets must be integers in [0, {logits.shape[1]})")
     shift = logits.max(axis=1, keepdims=True)  # (N, 1)
     lse = shift[:, 0] + np.log(np.exp(logits - shift).sum(axis=1))  # (N,)
     return float(np.mean(lse - logits[np.arange(logits.shape[0]), targets]))
@@ -289,11 +291,11 @@ def loss_spectrum(losses: np.ndarray, n_early: int | None = None) -> tuple[np.nd
     """
     x = np.asarray(losses, dtype=np.float64)
     if x.ndim != 1:
-        raise ValueError(f"losses must be 1-D, got shape {x.shape}")
+        raise ConfigError(f"losses must be 1-D, got shape {x.shape}")
     n = x.size if n_early is None else n_early
     if not 2 <= n <= x.size:
-        raise ValueError(f"n_early must be in [2, {x.size}], got {n_early}")
+        raise ConfigError(f"n_early must be in [2, {x.size}], got {n_early}")
     x = x[:n]
     if not np.all(np.isfinite(x)):
-        raise ValueError("losses must be finite in the early window")
+        raise ConfigError("losses must be finite in the early window")
     return np.fft.rfftfreq(n), np.abs(np.fft.rfft(x - x.mean())) ** 2

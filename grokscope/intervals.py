@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from grokscope.errors import ConfigError
 from grokscope.smoothing import METHODS, smooth
 
 __all__ = ["IntervalRule", "GrokkingIntervals", "grokking_intervals"]
@@ -43,23 +44,25 @@ class IntervalRule:
     low_frac: float = 0.1  # used only when low is None
     min_support_ratio: float = 2.0  # grokked needs S / (α1 − α0) ≥ this
     smoothing: str | None = None  # None | "none" | "ema" | "gaussian", applied to both curves
-    smoothing_amount: float = 0.0  # ema weight or gaussian sigma (in samples)
+    smoothing_amount: float = 0.0  # ema weight in [0, 1), or gaussian sigma in logged points
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.band) and self.band >= 0):
-            raise ValueError(f"band must be finite and >= 0, got {self.band}")
+            raise ConfigError(f"band must be finite and >= 0, got {self.band}")
         if not 0 < self.tail <= 1:
-            raise ValueError(f"tail must be in (0, 1], got {self.tail}")
+            raise ConfigError(f"tail must be in (0, 1], got {self.tail}")
         if self.low is not None and not np.isfinite(self.low):
-            raise ValueError(f"low must be finite or None, got {self.low}")
+            raise ConfigError(f"low must be finite or None, got {self.low}")
         if not 0 <= self.low_frac < 1:
-            raise ValueError(f"low_frac must be in [0, 1), got {self.low_frac}")
+            raise ConfigError(f"low_frac must be in [0, 1), got {self.low_frac}")
         if not (np.isfinite(self.min_support_ratio) and self.min_support_ratio >= 0):
-            raise ValueError(f"min_support_ratio must be finite and >= 0, got {self.min_support_ratio}")
+            raise ConfigError(f"min_support_ratio must be finite and >= 0, got {self.min_support_ratio}")
         if self.smoothing not in METHODS:
-            raise ValueError(f"unknown smoothing {self.smoothing!r}; expected one of {METHODS}")
+            raise ConfigError(f"unknown smoothing {self.smoothing!r}; expected one of {METHODS}")
         if not (np.isfinite(self.smoothing_amount) and self.smoothing_amount >= 0):
-            raise ValueError(f"smoothing_amount must be finite and >= 0, got {self.smoothing_amount}")
+            raise ConfigError(f"smoothing_amount must be finite and >= 0, got {self.smoothing_amount}")
+        if self.smoothing == "ema" and not self.smoothing_amount < 1:
+            raise ConfigError(f"ema smoothing_amount is a weight in [0, 1), got {self.smoothing_amount}")
 
 
 @dataclass(frozen=True)
@@ -114,18 +117,21 @@ def grokking_intervals(
     train = np.asarray(train, dtype=np.float64)
     test = np.asarray(test, dtype=np.float64)
     if steps.ndim != 1 or train.shape != steps.shape or test.shape != steps.shape:
-        raise ValueError(
+        raise ConfigError(
             f"steps, train, test must be 1-D of equal length, got {steps.shape}, {train.shape}, {test.shape}"
         )
     if not np.all(np.isfinite(steps)) or np.any(np.diff(steps) <= 0):
-        raise ValueError("steps must be finite and strictly increasing")
+        raise ConfigError("steps must be finite and strictly increasing")
 
     # 1. smooth, then keep only points evaluated in the raw input
     t_r = np.where(np.isfinite(train), smooth(train, rule.smoothing, rule.smoothing_amount), np.nan)
     t_e = np.where(np.isfinite(test), smooth(test, rule.smoothing, rule.smoothing_amount), np.nan)
     r_ok, e_ok = np.isfinite(t_r), np.isfinite(t_e)
     if not r_ok.any() or not e_ok.any():
-        raise ValueError("train and test curves need at least one finite value each")
+        missing = " and ".join(n for n, ok in (("train", r_ok.any()), ("test", e_ok.any())) if not ok)
+        curves = "curves have" if " and " in missing else "curve has"
+        raise ConfigError(f"grokking intervals need train and test accuracy; the {missing} {curves} no "
+                          "finite value")
     t_r = t_r[r_ok]  # (n_r,)
     s_e, t_e = steps[e_ok], t_e[e_ok]  # (n_e,)
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grokscope.errors import ConfigError
+
 __all__ = ["DecayFit", "fit_exponential_decay", "predicted_generalization_step", "weight_histograms"]
 
 
@@ -58,20 +60,20 @@ def fit_exponential_decay(
     steps = np.asarray(steps, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     if steps.ndim != 1 or w.shape != steps.shape:
-        raise ValueError(f"steps and w must be 1-D of equal length, got {steps.shape} and {w.shape}")
+        raise ConfigError(f"steps and w must be 1-D of equal length, got {steps.shape} and {w.shape}")
     ok = np.isfinite(steps) & np.isfinite(w)
     if not ok.any():
-        raise ValueError("no finite (step, w) points to fit")
+        raise ConfigError("no finite (step, w) points to fit")
     start = float(steps[ok].min()) if start is None else float(start)
     stop = float(steps[ok].max()) if stop is None else float(stop)
     if not start < stop:
-        raise ValueError(f"window start must be < stop, got start={start}, stop={stop}")
+        raise ConfigError(f"window start must be < stop, got start={start}, stop={stop}")
     ok &= (steps >= start) & (steps <= stop)
     x, w_win = steps[ok] - start, w[ok]  # (m,)
     if np.unique(x).size < 2:
-        raise ValueError("need at least two distinct steps in the fit window")
+        raise ConfigError("need at least two distinct steps in the fit window")
     if np.any(w_win <= 0):
-        raise ValueError("w must be > 0 in the fit window (the fit is on log w)")
+        raise ConfigError("w must be > 0 in the fit window (the fit is on log w)")
 
     y = np.log(w_win)  # (m,)
     xm, ym = x.mean(), y.mean()
@@ -96,7 +98,7 @@ def predicted_generalization_step(fit: DecayFit, w_star: float) -> float | None:
     693.147181
     """
     if not (np.isfinite(w_star) and w_star > 0):
-        raise ValueError(f"w_star must be finite and > 0, got {w_star}")
+        raise ConfigError(f"w_star must be finite and > 0, got {w_star}")
     if fit.gamma <= 0 or w_star > fit.w0:
         return None
     return float(fit.start + np.log(fit.w0 / w_star) / fit.gamma)
@@ -130,13 +132,13 @@ def weight_histograms(
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim < 2 or w.shape[0] == 0 or w[0].size == 0:
-        raise ValueError(f"weights must have shape (n_ckpt, ...) with n_ckpt, size > 0, got {w.shape}")
+        raise ConfigError(f"weights must have shape (n_ckpt, ...) with n_ckpt, size > 0, got {w.shape}")
     if not np.all(np.isfinite(w)):
-        raise ValueError("weights must be finite")
+        raise ConfigError("weights must be finite")
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
-        raise ValueError(f"bins must be a positive integer, got {bins}")
+        raise ConfigError(f"bins must be a positive integer, got {bins}")
     if range is not None and not (np.all(np.isfinite(range)) and range[0] < range[1]):
-        raise ValueError(f"range must be finite (lo, hi) with lo < hi, got {range}")
+        raise ConfigError(f"range must be finite (lo, hi) with lo < hi, got {range}")
     flat = w.reshape(w.shape[0], -1)  # (n_ckpt, m)
     edges = np.histogram_bin_edges(flat, bins=int(bins), range=range)  # (bins + 1,)
 

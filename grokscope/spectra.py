@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grokscope.errors import GrokscopeError
+from grokscope.errors import ConfigError, StoreError
 from grokscope.fourier import embedding_spectrum, gini, key_frequencies_top_norm
 from grokscope.store import RunStore
 
@@ -32,30 +32,44 @@ class FourierOptions:
 def _resolve(store: RunStore, options: FourierOptions) -> tuple[str, int, str]:
     task = store.config.get("task", "modular")
     if task != "modular":
-        raise GrokscopeError(f"Fourier measures are for modular-arithmetic runs (a basis over Z_p); {store.path} "
+        raise StoreError(f"Fourier measures are for modular-arithmetic runs (a basis over Z_p); {store.path} "
                              f"is a {task!r} run: use grokscope analyze or dynamics")
     roles = store.attrs.get("model", {}).get("param_roles", {})
     name = options.param or roles.get("embedding")
     if not name:
-        raise GrokscopeError(f"{store.path} names no embedding parameter; pass --param")
+        raise StoreError(f"{store.path} names no embedding parameter; pass --param")
     if name not in store.param_names():
-        raise GrokscopeError(f"{store.path} has no checkpointed parameter {name!r} "
+        raise ConfigError(f"{store.path} has no checkpointed parameter {name!r} "
                              f"(it has: {', '.join(store.param_names()) or 'none'})")
     p = options.p or store.config.get("p")
     if not p:
-        raise GrokscopeError(f"{store.path} records no modulus p; pass --p")
+        raise StoreError(f"{store.path} records no modulus p; pass --p")
     orientation = options.orientation or (roles.get("embedding_orientation") if name == roles.get("embedding")
                                           else None) or "auto"
     if orientation not in ORIENTATIONS:
-        raise GrokscopeError(f"unknown orientation {orientation!r}; choose from {', '.join(ORIENTATIONS)}")
+        raise ConfigError(f"unknown orientation {orientation!r}; choose from {', '.join(ORIENTATIONS)}")
     return name, int(p), orientation
 
 
-def _spectrum(weights: np.ndarray, p: int, orientation: str, name: str) -> np.ndarray:
+def _spectrum(store: RunStore, name: str, p: int, orientation: str) -> np.ndarray:
+    """The spectrum of parameter ``name`` at every checkpoint ``(ckpt, n_freq + 1)``; weights must be finite."""
+    weights = store.read_param(name)
+    bad = ~np.isfinite(weights.reshape(len(weights), -1)).all(axis=1)  # (ckpt,)
+    if bad.any():
+        raise StoreError(f"{store.path}: parameter {name!r} holds non-finite values at checkpoint step "
+                         f"{store.checkpoint_steps()[bad][0]} (a diverged run?); Fourier measures need finite "
+                         "weights")
     try:
-        return embedding_spectrum(weights, p, orientation)  # (ckpt, n_freq + 1)
+        return embedding_spectrum(weights, p, orientation)
     except ValueError as exc:
-        raise GrokscopeError(f"parameter {name!r}: {exc}") from None
+        raise ConfigError(f"parameter {name!r}: {exc}") from None
+
+
+def _keys(spectrum: np.ndarray, top_k: int | None) -> np.ndarray:
+    try:
+        return key_frequencies_top_norm(spectrum, k=top_k)
+    except ValueError as exc:
+        raise ConfigError(f"top_k: {exc}") from None
 
 
 def weight_measures(store: RunStore, options: FourierOptions = FourierOptions()) -> tuple[dict, dict]:
@@ -67,15 +81,12 @@ def weight_measures(store: RunStore, options: FourierOptions = FourierOptions())
     >>> summary["key_frequencies"], summary["gini"]                    # doctest: +SKIP
     """
     if store.n_ckpts == 0:
-        raise GrokscopeError(f"{store.path} has no committed checkpoints")
+        raise StoreError(f"{store.path} has no committed checkpoints")
     name, p, orientation = _resolve(store, options)
     steps = store.checkpoint_steps()
-    spectrum = _spectrum(store.read_param(name), p, orientation, name)  # (ckpt, n_freq + 1)
+    spectrum = _spectrum(store, name, p, orientation)  # (ckpt, n_freq + 1)
     sparsity = gini(spectrum[:, 1:], axis=-1)  # (ckpt,)
-    try:
-        keys = key_frequencies_top_norm(spectrum[-1], k=options.top_k)
-    except ValueError as exc:
-        raise GrokscopeError(str(exc)) from None
+    keys = _keys(spectrum[-1], options.top_k)
     arrays: dict[str, tuple[tuple[str, ...], np.ndarray]] = {
         "step": (("ckpt",), steps),
         "frequency": (("freq",), np.arange(spectrum.shape[1])),
@@ -91,7 +102,7 @@ def weight_measures(store: RunStore, options: FourierOptions = FourierOptions())
     }
     unembed = store.attrs.get("model", {}).get("param_roles", {}).get("unembedding")
     if options.param is None and unembed and unembed != name and unembed in store.param_names():
-        u = _spectrum(store.read_param(unembed), p, "vocab_first", unembed)
+        u = _spectrum(store, unembed, p, "vocab_first")
         arrays["unembedding_spectrum"] = (("ckpt", "freq"), u)
-        summary["unembedding_key_frequencies"] = [int(k) for k in key_frequencies_top_norm(u[-1], k=options.top_k)]
+        summary["unembedding_key_frequencies"] = [int(k) for k in _keys(u[-1], options.top_k)]
     return summary, arrays

@@ -142,3 +142,13 @@ def test_result_is_frozen():
     assert isinstance(g, GrokkingIntervals)
     with pytest.raises(AttributeError):
         g.alpha0 = 3.0  # type: ignore[misc]
+
+
+def test_rule_errors_are_config_errors():
+    from grokscope.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[0, 1\)"):
+        IntervalRule(smoothing="ema", smoothing_amount=1.5)  # failed only when applied, as a bare ValueError
+    IntervalRule(smoothing="gaussian", smoothing_amount=1.5)  # σ in logged points: any size
+    with pytest.raises(ConfigError, match="the train and test curves have no finite value"):
+        grokking_intervals(STEPS, np.full_like(STEPS, np.nan), np.full_like(STEPS, np.nan))

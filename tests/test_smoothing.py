@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
 from grokscope.smoothing import ema, gaussian, smooth
 
@@ -134,3 +134,12 @@ def test_smooth_rejects_unknown_method_and_2d_input():
         smooth(X, "savgol", 3.0)
     with pytest.raises(ValueError, match="1-D"):
         smooth(np.zeros((2, 3)), "ema", 0.5)
+
+
+def test_gaussian_kernel_reach_is_bounded_by_the_curve():
+    x = np.sin(np.arange(50.0))
+    # σ ≤ n: exactly scipy's 4σ kernel
+    np.testing.assert_allclose(gaussian(x, 50.0), gaussian_filter1d(x, 50.0, mode="nearest"), atol=1e-12)
+    # σ = 1e9: a 4σ kernel would need 64 GB; cut at 4n + 1 = 201 samples it is flat there, a box filter
+    box = uniform_filter1d(x, size=2 * 201 + 1, mode="nearest")
+    np.testing.assert_allclose(gaussian(x, 1e9), box, atol=1e-9)
