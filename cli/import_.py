@@ -26,7 +26,8 @@ Hparam = Annotated[Optional[list[str]], typer.Option(
                                           "frac=0.3.")]
 Map = Annotated[Optional[list[str]], typer.Option(
     "--map", metavar="NAME=FIELD", help="Read NAME (train_loss, train_acc, test_loss, test_acc, l2_norm, "
-                                        "step) from FIELD (repeatable).")]
+                                        "step, grad_norm, param_norm:<parameter>, "
+                                        "grad_param_norm:<parameter>) from FIELD (repeatable).")]
 TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="Allow PyTorch files that need arbitrary unpickling (runs code: trusted files "
                            "only).")]

@@ -16,6 +16,7 @@ import numpy as np
 
 from grokscope.errors import ConfigError
 from grokscope.importers.base import SourceError
+from grokscope.importers.norm_fields import is_norm_target
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # the store's per-step scalars
 MAP_TARGETS = (*METRICS, "step")
@@ -30,6 +31,7 @@ _QUALIFIER = {"step": 10, "epoch": 11, "mean": 12, "avg": 12, "total": 12, "all"
               "pct": 12, "percent": 12}
 _NORM_NAMES = {"l2_norm", "l2", "norm_l2", "weight_norm", "weights_norm", "param_norm", "params_norm",
                "parameter_norm", "parameters_norm", "l2_weight_norm", "weight_l2_norm", "total_weight_norm"}
+_NORM_SCOPES = {"train", "training", "model", "global", "total", "overall", "all"}
 _PERCENT_WORDS = {"pct", "percent", "percentage"}
 
 
@@ -56,6 +58,8 @@ def classify(field: str) -> tuple[str, int] | None:
     ws = words(field)
     if "_".join(ws) in _NORM_NAMES:
         return "l2_norm", 0
+    if len(ws) > 1 and ws[0] in _NORM_SCOPES and "_".join(ws[1:]) in _NORM_NAMES:  # train/weight_norm
+        return "l2_norm", 1
     kinds = [w for w in ws if w in _KIND]
     if len(kinds) != 1:
         return None
@@ -77,15 +81,17 @@ def classify(field: str) -> tuple[str, int] | None:
 
 
 def parse_maps(items: Sequence[str]) -> dict[str, str]:
-    """``--map NAME=field`` options → ``{NAME: field}``; NAME is a store metric or ``step``."""
+    """``--map NAME=field`` options → ``{NAME: field}``; NAME is a store metric, ``step``, or a norm
+    (``param_norm:<name>``, ``grad_norm``, ``grad_param_norm:<name>``; :mod:`grokscope.importers.norm_fields`)."""
     maps: dict[str, str] = {}
     for item in items:
         name, sep, field = item.partition("=")
         name = name.strip()
         if not sep or not field:
             raise ConfigError(f"--map {item!r}: expected NAME=FIELD, e.g. --map test_acc=val_top1")
-        if name not in MAP_TARGETS:
-            raise ConfigError(f"--map {item!r}: NAME must be one of {', '.join(MAP_TARGETS)}")
+        if name not in MAP_TARGETS and not is_norm_target(name):
+            raise ConfigError(f"--map {item!r}: NAME must be one of {', '.join(MAP_TARGETS)}, grad_norm, "
+                              "param_norm:<parameter> or grad_param_norm:<parameter>")
         maps[name] = field
     return maps
 

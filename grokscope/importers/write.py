@@ -1,11 +1,13 @@
 """Imported runs → native run stores, with provenance.  Everything is checked before anything is written.
 
 Each run becomes one store with the native schema: the five per-step scalars (``train_loss``, ``train_acc``,
-``test_loss``, ``test_acc``, ``l2_norm``; NaN where the source logged nothing) on the union of the steps
-its mapped metrics were logged at (the ``step`` array holds those real steps, uneven or sparse), checkpoints
-as ``(ckpt, …)`` float32 arrays, ``config`` from the hyperparameters found, and an ``import`` attribute
-saying where it all came from.  Stores are built in a hidden sibling of ``out`` and renamed into place at
-the end; on any failure the partial output is deleted.
+``test_loss``, ``test_acc``, ``l2_norm``; NaN where the source logged nothing), plus logged norms
+(``param_norm (step, param)``, ``grad_norm``, ``grad_param_norm (step, grad_param)``; see
+:mod:`grokscope.importers.norm_fields`), on the union of the steps its mapped metrics were logged at (the
+``step`` array holds those real steps, uneven or sparse), checkpoints as ``(ckpt, …)`` float32 arrays,
+``config`` from the hyperparameters found, and an ``import`` attribute saying where it all came from.
+Stores are built in a hidden sibling of ``out`` and renamed into place at the end; on any failure the
+partial output is deleted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +27,16 @@ import grokscope
 from grokscope.errors import StoreError
 from grokscope.importers.base import Checkpoints, RawRun, Source, SourceError, align
 from grokscope.importers.mapping import METRICS, map_fields, rescale_percent
+from grokscope.importers.norm_fields import COORDS, PER_PARAM, map_norm_fields, split_key
 from grokscope.importers.params import param_layout, safe_param_names, weight_norm
 from grokscope.importers.sidecar import json_safe, with_aliases
-from grokscope.store import ParamSpec, RunWriter
+from grokscope.store import ParamSpec, RunWriter, build_folder, remove_stale_builds
 
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """One run ready to write: steps, the five metric columns, checkpoints and root attributes."""
+    """One run ready to write: steps, the metric columns (the five, ``grad_norm`` if logged), per-parameter
+    norms, checkpoints and root attributes."""
 
     store_name: str  # file name inside a multi-run OUT ("" for a single store)
     steps: np.ndarray  # (n,) int64
@@ -40,6 +44,7 @@ class PreparedRun:
     checkpoints: Checkpoints | None
     param_names: dict[str, str]  # source tensor name -> store array name
     attrs: dict[str, Any]
+    per_param: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)  # param_norm -> names, (n, k)
 
 
 def safe_store_name(name: str) -> str:
@@ -60,23 +65,34 @@ def prepare_run(raw: RawRun, source: Source, *, maps: Mapping[str, str] | None =
     """Map fields, rescale percent accuracy, merge hyperparameters and build the attributes of one run."""
     where = f"{source.path}: " + (f"run {raw.name!r}: " if source.multi else "")
     mapped = map_fields(_fields(raw), maps, where)
-    for field in mapped.values():
-        if field in raw.invalid:
-            raise SourceError(f"{source.path}: {raw.invalid[field]} (field {field!r})")
+    norm_map = map_norm_fields(_fields(raw), maps, mapped.values(), where)
+    for name in (*mapped.values(), *norm_map.values()):
+        if name in raw.invalid:
+            raise SourceError(f"{source.path}: {raw.invalid[name]} (field {name!r})")
     if not mapped and raw.checkpoints is None:
         fields = sorted(raw.series)
         listing = ", ".join(fields[:8]) + (", …" if len(fields) > 8 else "")
         raise SourceError(f"{where}no field looks like a loss or accuracy (fields: {listing or 'none'}); "
                           "name one with --map test_acc=FIELD")
-    series = {name: raw.series[field] for name, field in mapped.items()}
-    derived = {}
-    if "l2_norm" not in mapped and raw.checkpoints is not None:  # what the trainer logs, at checkpoints
-        norms, left_out = weight_norm(raw.checkpoints)
+    series = {name: raw.series[f] for name, f in {**mapped, **norm_map}.items()}
+    derived: dict[str, Any] = {}
+    logged_param_norms = any(split_key(k)[0] == "param_norm" for k in norm_map)
+    if "l2_norm" not in mapped and raw.checkpoints is not None and not logged_param_norms:
+        norms, left_out = weight_norm(raw.checkpoints)  # what the trainer logs, at checkpoints
         series["l2_norm"] = (raw.checkpoints.steps, norms)
         derived["l2_norm"] = {"from": "checkpoints", "left_out": left_out}
     steps, columns = align(series)
     rescaled = rescale_percent(columns, mapped, where)
+    per_param = _per_param(norm_map, columns)
+    for total, kind in (("l2_norm", "param_norm"), ("grad_norm", "grad_param_norm")):
+        if total not in columns and kind in per_param:  # root-sum-square; NaN where a parameter is missing
+            names, values = per_param[kind]
+            columns[total] = np.sqrt(np.sum(np.square(values), axis=1))
+            derived[total] = {"from": kind, "params": names}
     metrics = {name: columns.get(name, np.full(len(steps), np.nan)) for name in METRICS}
+    if "grad_norm" in columns:
+        metrics["grad_norm"] = columns["grad_norm"]
+    mapped = {**mapped, **norm_map}
 
     config = {**raw.config, **(hparams or {})}
     config, aliased = with_aliases(json_safe(config))
@@ -103,7 +119,18 @@ def prepare_run(raw: RawRun, source: Source, *, maps: Mapping[str, str] | None =
         provenance["checkpoint_dropped"] = list(raw.checkpoints.dropped)
         if any(k != v for k, v in names.items()):
             provenance["param_names"] = {k: v for k, v in names.items() if k != v}
-    return PreparedRun(store_name, steps, metrics, raw.checkpoints, names, attrs)
+    return PreparedRun(store_name, steps, metrics, raw.checkpoints, names, attrs, per_param)
+
+
+def _per_param(norm_map: Mapping[str, str], columns: dict[str, np.ndarray]) -> dict[str, tuple[list[str],
+                                                                                              np.ndarray]]:
+    """Per-parameter norm columns → ``{array: (parameter names, (n, k) values)}``, in source field order."""
+    out = {}
+    for kind in PER_PARAM:
+        keys = [k for k in norm_map if split_key(k)[0] == kind]
+        if keys:
+            out[kind] = ([str(split_key(k)[1]) for k in keys], np.stack([columns.pop(k) for k in keys], axis=1))
+    return out
 
 
 def _fields(raw: RawRun) -> list[str]:
@@ -121,9 +148,9 @@ def prepare_source(source: Source, *, maps: Mapping[str, str] | None = None,
     checkpoint is skipped (with its reason) rather than failing the import, unless every run is.
     """
     fields = {f for raw in source.runs for f in _fields(raw)}
-    for name, field in (maps or {}).items():
-        if name != "step" and field not in fields:
-            raise SourceError(f"{source.path}: --map {name}={field}: no field {field!r} in any run")
+    for name, column in (maps or {}).items():
+        if name != "step" and column not in fields:
+            raise SourceError(f"{source.path}: --map {name}={column}: no field {column!r} in any run")
     prepared, used, skipped = [], set(), list(source.skipped)
     for raw in source.runs:
         if source.multi and raw.checkpoints is None and len(source.runs) > 1 \
@@ -151,12 +178,15 @@ def write_store(run: PreparedRun, path: Path) -> Path:
     ckpt = run.checkpoints
     params = {run.param_names[k]: v for k, v in ckpt.params.items()} if ckpt is not None else {}
     dims, _ = param_layout(params, run.attrs["config"].get("p"))
+    metrics: dict[str, Any] = {name: () for name in run.metrics}
+    metrics.update({kind: [(COORDS[kind], len(names))] for kind, (names, _) in run.per_param.items()})
     writer = RunWriter(
-        path, attrs=run.attrs, n_steps=len(run.steps), metrics={name: () for name in METRICS},
+        path, attrs=run.attrs, n_steps=len(run.steps), metrics=metrics,
         params=[ParamSpec(name, v.shape[1:], dims[name]) for name, v in params.items()],
-        ckpt_steps=ckpt.steps if ckpt is not None else np.empty(0, dtype=np.int64), step_values=run.steps)
+        ckpt_steps=ckpt.steps if ckpt is not None else np.empty(0, dtype=np.int64), step_values=run.steps,
+        coords={COORDS[kind]: np.array(names) for kind, (names, _) in run.per_param.items()})
     if len(run.steps):
-        writer.write_metrics(0, run.metrics)
+        writer.write_metrics(0, {**run.metrics, **{kind: v for kind, (_, v) in run.per_param.items()}})
     if params:
         writer.write_checkpoints(0, params)
     writer.finalize("complete")
@@ -180,8 +210,8 @@ def write_source(source: Source, out: str | os.PathLike, *, maps: Mapping[str, s
     if out.exists() and not empty_dir:
         raise StoreError(f"{out} already exists; choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.importing-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = build_folder(out, "importing")
+    remove_stale_builds(out, "importing")  # ours from an earlier try, and those of killed imports
     try:
         if source.multi:
             tmp.mkdir()
