@@ -147,3 +147,18 @@ def test_format_can_be_forced_and_step_mapped(tmp_path):
     store = RunStore(tmp_path / "f.zarr")
     assert store.read("step").tolist() == [0, 7] and store.attrs["import"]["step_field"] == "it"
     np.testing.assert_array_equal(store.read("test_acc"), [0.5, 0.96])
+
+
+def test_a_killed_imports_hidden_folder_is_removed_by_the_next_import(tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process
+    stale = tmp_path / f".theirs.zarr.importing-{child.pid}"
+    stale.mkdir()
+    live = tmp_path / f".theirs.zarr.importing-{os.getppid()}"  # a live process's import is left alone
+    live.mkdir()
+    src = grokking_csv(tmp_path / "m.csv", onset=50)
+    assert run("import", src, "--out", tmp_path / "theirs.zarr").exit_code == 0
+    assert not stale.exists() and live.exists() and RunStore(tmp_path / "theirs.zarr").status == "complete"
