@@ -153,7 +153,8 @@ def _series_sort(values: pd.Series) -> list[str]:
 
 def mark_layers(base: alt.Chart, color: Any, table: pd.DataFrame) -> list[alt.Chart]:
     """Rules (and, with a fixed colour, labels) at the steps of :data:`EVENTS` (memorized, generalized,
-    sustained, collapsed): the rows of ``table`` with ``kind == 'mark'``.  Only events present get layers (an empty layer makes Vega warn)."""
+    sustained, collapsed): the rows of ``table`` with ``kind == 'mark'``.  Only events present get layers
+    (an empty layer makes Vega warn)."""
     present = set(table.loc[table["kind"] == "mark", "event"]) if "event" in table else set()
     layers = []
     for i, (event, (_, dash, _)) in enumerate(EVENTS.items()):
@@ -219,7 +220,8 @@ def curves_chart(
     group_by : a column (e.g. ``"n_train"``) whose runs are averaged.
     facet : a column to facet by (e.g. ``"run"``), three facets a row.
     marks : summary rows (``run, memorization_step, generalization_step``, optionally
-        ``sustained_generalization_step, collapse_step``, e.g. from ``analyze``) to mark with rules; ``None`` computes them from run stores with ``criteria``; ``False`` draws none.
+        ``sustained_generalization_step, collapse_step``, e.g. from ``analyze``) to mark with rules;
+        ``None`` computes them from run stores with ``criteria``; ``False`` draws none.
         Not drawn when grouping.
     intervals : seed-001 intervals of the run (``alpha0, alpha1, support`` as
         ``GrokkingIntervals.to_dict()`` gives, or ``support_end``), shaded.

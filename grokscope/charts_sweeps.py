@@ -101,8 +101,9 @@ def generalization_steps_chart(df: pd.DataFrame, cds: Any = None, *, log_y: bool
     """Steps to generalize vs training-set size, the critical data size marked by a vertical rule.
 
     ``df`` columns: ``n_train, step`` (NaN: never generalized, drawn as × along the top) and optionally
-    ``model_size`` (one facet each) and ``stable`` (runs that did not stay generalized: triangles).  ``cds``: a number, a mapping model_size → CDS, or a table with
-    ``cds`` (and ``model_size``).  The line joins the mean over seeds.
+    ``model_size`` (one facet each) and ``stable`` (runs that did not stay generalized: triangles).
+    ``cds``: a number, a mapping model_size → CDS, or a table with ``cds`` (and ``model_size``).  The
+    line joins the mean over seeds.
 
     Examples
     --------

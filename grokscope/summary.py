@@ -48,8 +48,9 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
                   stability_rule: StabilityRule = StabilityRule()) -> dict[str, Any]:
     """Memorization and generalization steps, delay, final metrics and L2 norms of one run, whether it
     stayed generalized (:mod:`grokscope.stability`: ``sustained_generalization_step``, dips,
-    ``collapse_step``, ``loss_spikes`` …); with ``intervals``, also seed 001's Definition 3.1 quantities (``alpha0``, ``alpha1``, ``sigma_s``, ``sigma_e``,
-    ``delta_s``, ``delta_t``, ``support``, ``support_ratio``, ``grokked``) on the accuracy curves.
+    ``collapse_step``, ``loss_spikes`` …; docs/intervals.md); with ``intervals``, also seed 001's
+    Definition 3.1 quantities (``alpha0``, ``alpha1``, ``sigma_s``, ``sigma_e``, ``delta_s``, ``delta_t``,
+    ``support``, ``support_ratio``, ``grokked``) on the accuracy curves.
 
     Steps never reached are ``None``.  Raises :class:`ConfigError` if the criteria need a metric the run lacks.
     """
