@@ -19,7 +19,7 @@ TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memor
                  "final_test_acc": "test acc", "l2_at_memorization": "L2@mem", "l2_at_generalization": "L2@gen",
                  "sustained_generalization_step": "sustained@", "stable": "stable",
                  "dips_after_generalization": "dips", "collapse_step": "collapse@", "loss_spikes": "spikes",
-                 "status": "status"}
+                 "status": "status", "error": "error"}
 
 INTERVAL_COLUMNS = {"alpha0": "α0", "alpha1": "α1", "sigma_s": "σ_S", "sigma_e": "σ_E", "support": "S",
                     "support_ratio": "S/(α1−α0)", "grokked": "grokked (Def. 3.1)"}

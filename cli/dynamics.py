@@ -17,7 +17,8 @@ from grokscope.cli.output import emit_rows
 from grokscope.dynamics import DynamicsOptions, run_dynamics
 from grokscope.errors import ConfigError
 from grokscope.spectra import FourierOptions, weight_measures
-from grokscope.store import RunStore, find_runs, write_analysis
+from grokscope.store import RunStore, write_analysis
+from grokscope.summary import per_run
 
 Paths = Annotated[list[Path], typer.Argument(help="Run stores, or directories holding run stores.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")]
@@ -26,16 +27,19 @@ NoSave = Annotated[bool, typer.Option("--no-save", help="Do not write results in
 DYNAMICS_COLUMNS = {"run": "run", "memorization_step": "memorized@", "generalization_step": "generalized@",
                     "decay_rate": "decay γ", "fit_r2": "fit R²", "w_star": "w*",
                     "predicted_generalization_step": "predicted@", "l2_initial": "L2 start",
-                    "l2_final": "L2 end", "saved": "saved"}
+                    "l2_final": "L2 end", "saved": "saved", "error": "error"}
 FOURIER_COLUMNS = {"run": "run", "key_frequencies": "key freqs (norm)", "gini": "gini",
                    "gini_initial": "gini@0", "neuron_key_frequencies": "key freqs (neurons)",
-                   "restricted_loss": "restricted", "excluded_loss": "excluded", "saved": "saved"}
+                   "restricted_loss": "restricted", "excluded_loss": "excluded", "saved": "saved",
+                   "error": "error"}
 
 
-def _save(store: RunStore, name: str, summary: dict[str, Any], arrays: dict, no_save: bool) -> None:
+def _save(store: RunStore, name: str, summary: dict[str, Any], arrays: dict, no_save: bool) -> dict[str, Any]:
+    """``summary`` with ``saved``: whether its arrays went into the store (finished runs only)."""
     summary["saved"] = False if no_save else write_analysis(store.path, name, arrays, {"summary": summary})
     if not no_save and not summary["saved"]:
-        print(f"{store.path}: run still being written; results not saved", file=sys.stderr)
+        print(f"{store.path}: run not finished (status {store.status}); results not saved", file=sys.stderr)
+    return summary
 
 
 def dynamics_command(
@@ -53,13 +57,13 @@ def dynamics_command(
     generalization step (eq. 7) beside the observed one; classifier weight histograms; early loss spectrum."""
     options = DynamicsOptions(criteria=criteria_from(train_acc, test_acc, train_loss_below, test_loss_below),
                               fit_start=fit_start, fit_stop=fit_stop, w_star=w_star, bins=bins)
-    rows = []
-    for path in find_runs(paths):
-        store = RunStore(path)
+
+    def measure(store: RunStore) -> dict[str, Any]:
         summary, arrays = run_dynamics(store, options)
-        _save(store, "dynamics", summary, arrays, no_save)
-        rows.append(summary)
-    emit_rows(rows, DYNAMICS_COLUMNS, as_json=json_, as_csv=False, title="weight-norm dynamics")
+        return _save(store, "dynamics", summary, arrays, no_save)
+
+    emit_rows(per_run(paths, measure), DYNAMICS_COLUMNS, as_json=json_, as_csv=False,
+              title="weight-norm dynamics")
 
 
 def fourier_command(
@@ -77,16 +81,14 @@ def fourier_command(
     if every < 1:
         raise ConfigError(f"--every must be positive, got {every}")
     options = FourierOptions(param=param, p=p, orientation=orientation, top_k=top_k)
-    rows = []
-    for path in find_runs(paths):
-        store = RunStore(path)
+
+    def measure(store: RunStore) -> dict[str, Any]:
         summary, arrays = weight_measures(store, options)
         model_summary, model_arrays = _model_measures(store, every, weights_only or param is not None)
-        summary.update(model_summary)
-        arrays.update(model_arrays)
-        _save(store, "fourier", summary, arrays, no_save)
-        rows.append(summary)
-    emit_rows(rows, FOURIER_COLUMNS, as_json=json_, as_csv=False, title="Fourier progress measures")
+        return _save(store, "fourier", {**summary, **model_summary}, {**arrays, **model_arrays}, no_save)
+
+    emit_rows(per_run(paths, measure), FOURIER_COLUMNS, as_json=json_, as_csv=False,
+              title="Fourier progress measures")
 
 
 def _model_measures(store: RunStore, every: int, skip: bool) -> tuple[dict, dict]:

@@ -51,7 +51,11 @@ def _csv_value(value: Any) -> Any:
 
 def emit_rows(rows: list[dict[str, Any]], columns: Mapping[str, str], *, as_json: bool, as_csv: bool,
               title: str) -> None:
-    """Rows as JSON (all keys), CSV (all keys) or a table of ``columns`` (row key → header)."""
+    """Rows as JSON (all keys), CSV (all keys) or a table of ``columns`` (row key → header); runs that could
+    not be measured (an ``error`` key) are counted in a note on stderr."""
+    failed = sum("error" in row for row in rows)
+    if failed:
+        print(f"{failed} of {len(rows)} runs could not be measured; their rows say why (error)", file=sys.stderr)
     if as_json:
         print_json(rows)
         return

@@ -8,6 +8,7 @@ returns, and is downsampled (:mod:`grokscope.downsample`) so it never exceeds al
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
@@ -142,13 +143,29 @@ def _group(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def _group_label(value: Any) -> str:
+    """A grouping value as a legend label: whole numbers without ``.0`` (a column with missing values is
+    float), a missing value as ``none`` (imported runs without that config key)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _series_sort(values: pd.Series) -> list[str]:
-    """Legend order: numeric when the labels are numbers, else first appearance."""
+    """Legend order: numeric labels by value, then the others in order of first appearance."""
     labels = list(dict.fromkeys(values.astype(str)))
-    try:
-        return sorted(labels, key=float)
-    except ValueError:
-        return labels
+
+    def number(label: str) -> float | None:
+        try:
+            value = float(label)
+        except ValueError:
+            return None
+        return value if math.isfinite(value) else None
+
+    numeric = sorted((lab for lab in labels if number(lab) is not None), key=number)
+    return numeric + [lab for lab in labels if number(lab) is None]
 
 
 def mark_layers(base: alt.Chart, color: Any, table: pd.DataFrame) -> list[alt.Chart]:
@@ -233,7 +250,7 @@ def curves_chart(
     keys = [k for k in dict.fromkeys([group_by, facet]) if k not in (None, "run", "series")]
     facet_field = "series" if facet in ("run", "series") else facet
     if group_by is not None:
-        df = _group(df, keys).assign(series=lambda d: d[group_by].astype(str))
+        df = _group(df, keys).assign(series=lambda d: d[group_by].map(_group_label))
         marks = None
     else:
         df = df.assign(series=df["run"].astype(str))

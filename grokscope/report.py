@@ -93,6 +93,8 @@ def _curves(inp: ReportInput, metrics: dict[str, str], chart: Callable[..., Any]
     if not any(run.has(name) for run in inp.runs for name in metrics.values()):
         return None
     df = curves_frame(list(inp.runs), metrics, log_x=inp.log_x)
+    if not df["value"].notna().any():  # arrays that exist but hold no values (an import that logged none)
+        return None
     group_by = inp.group_by
     if group_by == "all runs":
         df[group_by] = "all runs"

@@ -28,6 +28,7 @@ from zarr.core.sync import sync as zarr_sync  # runs a coroutine on zarr's own e
 from grokscope.errors import StoreError
 
 SCHEMA_VERSION = 1
+FINISHED = ("complete", "diverged")  # statuses no trainer will write to again
 METRIC_CHUNK = 16384  # steps per chunk of a per-step scalar (fewer chunks: faster reads of long runs)
 CKPT_SHARD = 32  # checkpoints per shard file of each parameter array
 CKPT_CHUNK_BYTES = 256 * 1024  # small parameters pack several checkpoints per chunk (fewer, cheaper writes)
@@ -450,11 +451,12 @@ def write_analysis(path: str | os.PathLike, name: str, arrays: Mapping[str, tupl
                    attrs: Mapping[str, Any]) -> bool:
     """Save derived results as group ``analysis/<name>`` (replacing an older one); dims named per array.
 
-    Only a complete store is written to, so analysis never races a live trainer; returns whether it wrote.
-    Metadata is re-consolidated afterwards so consolidated readers see the new group.
+    Only a finished store (``complete`` or ``diverged``) is written to, so analysis never races a live
+    trainer; returns whether it wrote.  Metadata is re-consolidated afterwards so consolidated readers see
+    the new group.
     """
     store = RunStore(path)
-    if store.status != "complete":
+    if store.status not in FINISHED:
         return False
     root = zarr.open_group(str(store.path), mode="r+")
     parent = root.require_group("analysis")

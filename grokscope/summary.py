@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from grokscope.errors import ConfigError
+from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.intervals import IntervalRule, grokking_intervals
 from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
 from grokscope.stability import StabilityRule, stability
@@ -90,17 +90,38 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
     return row
 
 
+def per_run(paths: Iterable[str | os.PathLike], measure: Callable[[RunStore], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``measure(store)`` for every run store named or found under ``paths``, one row each, ``run`` labelled
+    by :func:`grokscope.store.run_labels`.
+
+    A run the measure cannot use (a :class:`GrokscopeError`: no checkpoints, no accuracy …) stops the call
+    when it is the only run; among several it becomes a row ``{run, path, status, error}`` instead, so one
+    odd store in a folder does not hide the others' results.
+    """
+    found = find_runs(paths)
+    rows = []
+    for path, label in zip(found, run_labels(found)):
+        store = RunStore(path)
+        try:
+            row = measure(store)
+        except GrokscopeError as exc:
+            if len(found) == 1:
+                raise
+            row = {"path": str(store.path), "status": store.status, "error": " ".join(str(exc).split())}
+        rows.append({**row, "run": label} if "run" in row else {"run": label, **row})
+    return rows
+
+
 def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria(),
             intervals: IntervalRule | None = None,
             stability_rule: StabilityRule = StabilityRule()) -> list[dict[str, Any]]:
     """Summary rows for every run store named or found under ``paths``; ``run`` is the store's name, with
-    parent folders where names repeat (:func:`grokscope.store.run_labels`).
+    parent folders where names repeat (:func:`grokscope.store.run_labels`).  Among several runs, one that
+    cannot be summarized gets an ``error`` row (:func:`per_run`).
 
     Examples
     --------
     >>> rows = analyze(["runs/"])                      # doctest: +SKIP
     >>> [(r["run"], r["generalization_step"]) for r in rows]  # doctest: +SKIP
     """
-    found = find_runs(paths)
-    return [{**summarize_run(RunStore(path), criteria, intervals, stability_rule), "run": label}
-            for path, label in zip(found, run_labels(found))]
+    return per_run(paths, lambda store: summarize_run(store, criteria, intervals, stability_rule))

@@ -20,14 +20,13 @@ from typing import Any
 from grokscope.config import RunConfig, from_preset
 from grokscope.datasets import uses_mini_batches
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.store import RunStore, is_run_store
+from grokscope.store import FINISHED, RunStore, is_run_store  # FINISHED: a resumed sweep keeps them
 
 INDEX = "sweep.json"
 SWEEP_VERSION = 1
 # Fields that may differ between runs trained together as one stacked model (grokscope.trainers.batched).
 MEMBER_FIELDS = ("seed", "n_train", "frac", "downsample_frac", "lr", "weight_decay", "alpha", "init_std", "beta1",
                  "beta2")
-FINISHED = ("complete", "diverged")  # run statuses a resumed sweep keeps (a diverged run diverges again)
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 

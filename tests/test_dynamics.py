@@ -75,5 +75,5 @@ def test_a_live_run_is_read_but_not_written(tmp_path):
     path = decaying_run(tmp_path / "live.zarr", finalize=False)
     result = CliRunner().invoke(app, ["dynamics", str(path), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["saved"] is False
-    assert "still being written" in result.stderr
+    assert "run not finished (status running)" in result.stderr
     assert not (path / "analysis").exists()

@@ -77,6 +77,11 @@ MUST_WORK = [
     ("imported_ckpts", "dynamics", ["--test-loss-below", "0.01", "--json"]),  # L2 only at checkpoints
     ("dense", "fourier", ["--json"]),
     ("resumed", "report", ["--json"]),
+    ("root", "report", ["--json"]),  # runs with and without n_train, grouped
+    ("imported_losses", "report", ["--json"]),  # no accuracy at all: the loss chart alone
+    ("root", "fourier", ["--json"]),  # some runs have no checkpoints: their rows say so
+    ("root", "dynamics", ["--json"]),
+    ("root", "analyze", ["--intervals", "--json"]),
 ]
 
 
@@ -95,6 +100,30 @@ def test_a_folder_of_every_kind_lists_each_store_once_and_no_build_folder(store_
     expected = sorted(str(store_kinds[k]) for k in KINDS if k not in ("root", "sweep", "sweep_member"))
     expected += [str(p) for p in sorted((store_kinds["sweep"] / "runs").glob("*.zarr"))]
     assert paths == sorted(expected)
+
+
+def test_a_run_that_cannot_be_measured_fails_alone_and_gets_an_error_row_among_others(store_kinds,
+                                                                                    assert_one_line_error):
+    alone = runner.invoke(app, ["fourier", str(store_kinds["imported_losses"]), "--json", "--no-save"])
+    assert_one_line_error(alone, "no committed checkpoints")
+    among = runner.invoke(app, ["fourier", str(store_kinds["root"]), "--json", "--no-save", "--weights-only"])
+    assert among.exit_code == 0, among.stderr
+    rows = {row["run"]: row for row in json.loads(among.stdout)}
+    assert "no committed checkpoints" in rows["imported_losses"]["error"]
+    assert "error" not in rows["dense"] and rows["dense"]["key_frequencies"]
+    assert "could not be measured" in among.stderr
+
+
+def test_analysis_is_saved_into_a_diverged_store(store_kinds, tmp_path):
+    import shutil
+
+    from grokscope.store import RunStore
+
+    store = shutil.copytree(store_kinds["diverged"], tmp_path / "diverged.zarr")
+    result = runner.invoke(app, ["fourier", str(store), "--json", "--weights-only"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["saved"] is True  # a diverged run is finished: nothing writes it again
+    assert RunStore(store)._group["analysis"]["fourier"] is not None
 
 
 # Flags drawn at random, valid and not: thresholds, smoothing, windows, fits, bins.
