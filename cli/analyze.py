@@ -9,10 +9,8 @@ import typer
 
 from grokscope.cli.output import emit_rows
 from grokscope.errors import ConfigError
-from grokscope.intervals import IntervalRule
 from grokscope.onset import Criteria
 from grokscope.stability import SUSTAIN_EVALS, StabilityRule
-from grokscope.summary import analyze
 
 TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memorized@",
                  "generalization_step": "generalized@", "grokking_delay": "delay", "final_train_acc": "train acc",
@@ -77,6 +75,9 @@ def analyze_command(
 
     A threshold a run never reached is shown as null (JSON) or empty, never 0.
     """
+    from grokscope.intervals import IntervalRule  # scipy: only when analyzing, never for --help
+    from grokscope.summary import analyze
+
     if sustain_evals is not None and sustain_steps is not None:
         raise ConfigError("give --sustain-evals or --sustain-steps, not both")
     stable_rule = StabilityRule(sustain_evals=SUSTAIN_EVALS if sustain_evals is None else sustain_evals,

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from grokscope.cds import CDSAnalysis
 from grokscope.cli.analyze import TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from
 from grokscope.cli.output import emit_rows, print_json
 from grokscope.errors import ConfigError
@@ -96,6 +95,8 @@ def cds_command(
     if clip is not None and clip < 0:
         raise ConfigError(f"--clip must be a step >= 0, got {clip}")
     criteria = criteria_from(train_acc, test_acc, train_loss_below, test_loss_below)
+    from grokscope.cds import CDSAnalysis  # scipy and pandas: only when fitting
+
     est = CDSAnalysis(epsilon=epsilon, criteria=criteria, smoothing_sigma=smooth, clip=clip,
                       thresholds=_thresholds(thresholds), n_bootstrap=bootstrap, level=level,
                       interpolation=interp, score=score, model_size=model_size, seed=seed).fit(paths)

@@ -15,7 +15,6 @@ import typer
 from grokscope.cli.train import check_device, config_parameters
 from grokscope.config import PRESETS
 from grokscope.errors import ConfigError, StoreError
-from grokscope.store import remove_store
 
 _OWN = {"kd_setup", "teacher", "teacher2", "teacher_ckpt"}  # set by this command's own options
 
@@ -59,6 +58,8 @@ def distill_command(
     for t in teachers:
         print(f"teacher {t.path}: p={t.cfg.p}, checkpoint {t.ckpt} (step {t.step})", file=sys.stderr)
     if out.exists():
+        from grokscope.store import remove_store
+
         remove_store(out)
     if not out.parent.exists():
         out.parent.mkdir(parents=True)

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from grokscope.cli.analyze import TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from
 from grokscope.cli.output import emit_rows
-from grokscope.dynamics import DynamicsOptions, run_dynamics
 from grokscope.errors import ConfigError
-from grokscope.spectra import FourierOptions, weight_measures
-from grokscope.store import RunStore, write_analysis
-from grokscope.summary import per_run
+
+if TYPE_CHECKING:
+    from grokscope.store import RunStore
 
 Paths = Annotated[list[Path], typer.Argument(help="Run stores, or directories holding run stores.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")]
@@ -36,6 +35,8 @@ FOURIER_COLUMNS = {"run": "run", "key_frequencies": "key freqs (norm)", "gini": 
 
 def _save(store: RunStore, name: str, summary: dict[str, Any], arrays: dict, no_save: bool) -> dict[str, Any]:
     """``summary`` with ``saved``: whether its arrays went into the store (finished runs only)."""
+    from grokscope.store import write_analysis
+
     summary["saved"] = False if no_save else write_analysis(store.path, name, arrays, {"summary": summary})
     if not no_save and not summary["saved"]:
         print(f"{store.path}: run not finished (status {store.status}); results not saved", file=sys.stderr)
@@ -55,6 +56,9 @@ def dynamics_command(
 ) -> None:
     """L2-norm trajectories, the exponential decay fit after memorization and seed 002's predicted
     generalization step (eq. 7) beside the observed one; classifier weight histograms; early loss spectrum."""
+    from grokscope.dynamics import DynamicsOptions, run_dynamics  # the analysis stack loads on use only
+    from grokscope.summary import per_run
+
     options = DynamicsOptions(criteria=criteria_from(train_acc, test_acc, train_loss_below, test_loss_below),
                               fit_start=fit_start, fit_stop=fit_stop, w_star=w_star, bins=bins)
 
@@ -80,6 +84,9 @@ def fourier_command(
     methods), Gini sparsity, restricted and excluded loss."""
     if every < 1:
         raise ConfigError(f"--every must be positive, got {every}")
+    from grokscope.spectra import FourierOptions, weight_measures
+    from grokscope.summary import per_run
+
     options = FourierOptions(param=param, p=p, orientation=orientation, top_k=top_k)
 
     def measure(store: RunStore) -> dict[str, Any]:

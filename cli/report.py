@@ -9,10 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from grokscope.cli.output import print_json
-from grokscope.report import CHARTS, export_chart, write_report
 
 
-ChartName = Annotated[Optional[str], typer.Option(help=f"Export only this chart: {', '.join(CHARTS)}.")]
+ChartName = Annotated[Optional[str], typer.Option(help="Export only this chart: accuracy, loss, l2, spectrum, the sweep "
+                                                        "charts … (docs/report.md; an unknown name lists them).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing what was written.")]
 
 
@@ -26,6 +26,8 @@ def report_command(
 ) -> None:
     """One self-contained HTML page (summary table, then the charts that apply) for a run, a set of runs or
     a sweep directory; or, with --chart, one chart.  Works offline: nothing is loaded from the network."""
+    from grokscope.report import export_chart, write_report  # altair and vl-convert: only when reporting
+
     if chart is None:
         written, inp, names = write_report(paths, out, log_x=log_x)
         doc = {"out": str(written), "charts": names, "runs": len(inp.runs)}

@@ -19,7 +19,6 @@ import typer
 
 from grokscope.config import PRESETS, RunConfig, from_preset
 from grokscope.errors import ConfigError, StoreError
-from grokscope.store import remove_store
 from grokscope.datasets import resolve
 
 _SKIP = {"preset"}  # not a flag of its own
@@ -101,6 +100,8 @@ def train_command(
     if out.exists():
         if not overwrite:
             raise StoreError(f"{out} already exists; pass --overwrite to replace it")
+        from grokscope.store import remove_store
+
         remove_store(out)
     if not out.parent.exists():
         out.parent.mkdir(parents=True)

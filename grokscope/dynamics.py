@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.signal import detrend
 
 from grokscope.errors import ConfigError, StoreError
 from grokscope.fourier import loss_spectrum
@@ -161,6 +160,8 @@ def _loss_spectrum(train_loss, memorized, n_early, arrays) -> dict[str, Any]:
     n = min(n, len(finite))
     if n < 4:
         return {}
+    from scipy.signal import detrend  # slow to import: only here
+
     freqs, power = loss_spectrum(detrend(np.log(finite[:n]), type="linear"))
     arrays["loss_spectrum_freq"] = (("freq",), freqs)
     arrays["loss_spectrum_power"] = (("freq",), power)

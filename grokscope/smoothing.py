@@ -12,8 +12,6 @@ Two smoothers, both NaN-aware because test metrics are often evaluated only ever
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import lfilter
 
 from grokscope.errors import ConfigError
 
@@ -58,6 +56,8 @@ def ema(values: np.ndarray, weight: float) -> np.ndarray:
         return out
     finite = np.isfinite(x)
     v = x[finite]  # (m,) the entries the recursion sees
+    from scipy.signal import lfilter  # scipy.signal takes ~0.5 s to import: only when smoothing
+
     last = lfilter([1.0 - weight], [1.0, -weight], v)  # last_n = w*last_{n-1} + (1-w)*v_n, last_0 = 0
     n_seen = np.arange(1, v.size + 1)
     out[finite] = last / (1.0 - weight**n_seen)
@@ -93,6 +93,8 @@ def gaussian(values: np.ndarray, sigma: float) -> np.ndarray:
         return x.copy()
     mask = np.isfinite(x).astype(np.float64)  # (n,)
     radius = min(int(4.0 * sigma + 0.5), 4 * x.size + 1)  # scipy's 4σ, cut where only edge padding is left
+    from scipy.ndimage import gaussian_filter1d
+
     num = gaussian_filter1d(np.where(mask > 0, x, 0.0), sigma, mode="nearest", radius=radius)  # (n,)
     den = gaussian_filter1d(mask, sigma, mode="nearest", radius=radius)  # (n,)
     out = np.full_like(x, np.nan)

@@ -18,14 +18,16 @@ from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 import zarr
 from zarr.core.sync import sync as zarr_sync  # runs a coroutine on zarr's own event loop
 
 from grokscope.errors import StoreError
+
+if TYPE_CHECKING:  # xarray loads on first open_run: analyze and --help never pay for it
+    import xarray as xr
 
 SCHEMA_VERSION = 1
 FINISHED = ("complete", "diverged")  # statuses no trainer will write to again
@@ -371,6 +373,8 @@ def open_checkpoints(path: str | os.PathLike) -> xr.Dataset:
 
 
 def _open_dataset(path: Path, group: str | None) -> xr.Dataset:
+    import xarray as xr
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # no consolidated metadata while a run is live
         warnings.simplefilter("ignore", UserWarning)
