@@ -31,10 +31,34 @@ TrainLoss = Annotated[Optional[float], typer.Option(help="Memorized instead: tra
 TestLoss = Annotated[Optional[float], typer.Option(help="Generalized instead: test loss at or below this.")]
 
 
+SustainEvals = Annotated[Optional[int], typer.Option(
+    help=f"Sustained generalization: the criterion holds at this many evaluations in a row "
+         f"[default: {SUSTAIN_EVALS}].")]
+SustainSteps = Annotated[Optional[float], typer.Option(
+    help="Sustained generalization instead: the criterion holds at every evaluation within this many "
+         "steps (the run evaluated that long after).")]
+CollapseTrainAcc = Annotated[float, typer.Option(
+    help="Collapse: first evaluation after memorization with train accuracy below this.")]
+CollapseTrainLoss = Annotated[Optional[float], typer.Option(
+    help="Collapse under --train-loss-below: train loss above this [default: 10 × that threshold].")]
+SpikeFactor = Annotated[float, typer.Option(
+    help="Loss spikes: episodes of train loss above this × its running minimum.")]
+
+
 def criteria_from(train_acc: float, test_acc: float, train_loss_below: float | None,
                   test_loss_below: float | None) -> Criteria:
     return Criteria(train_acc=train_acc, test_acc=test_acc, train_loss_below=train_loss_below,
                     test_loss_below=test_loss_below)
+
+
+def stability_from(sustain_evals: int | None, sustain_steps: float | None, collapse_train_acc: float,
+                   collapse_train_loss: float | None, spike_factor: float) -> StabilityRule:
+    """The stability rule of the flags (``--sustain-evals`` and ``--sustain-steps`` exclude each other)."""
+    if sustain_evals is not None and sustain_steps is not None:
+        raise ConfigError("give --sustain-evals or --sustain-steps, not both")
+    return StabilityRule(sustain_evals=SUSTAIN_EVALS if sustain_evals is None else sustain_evals,
+                         sustain_steps=sustain_steps, collapse_train_acc=collapse_train_acc,
+                         collapse_train_loss=collapse_train_loss, spike_factor=spike_factor)
 
 
 def analyze_command(
@@ -54,19 +78,11 @@ def analyze_command(
     smooth: Annotated[Optional[str], typer.Option(help="Intervals: smoothing, ema or gaussian.")] = None,
     smooth_amount: Annotated[float, typer.Option(help="EMA weight in [0, 1), or Gaussian σ in logged "
                                                       "points.")] = 0.0,
-    sustain_evals: Annotated[Optional[int], typer.Option(
-        help=f"Sustained generalization: the criterion holds at this many evaluations in a row "
-             f"[default: {SUSTAIN_EVALS}].")] = None,
-    sustain_steps: Annotated[Optional[float], typer.Option(
-        help="Sustained generalization instead: the criterion holds at every evaluation within this many "
-             "steps (the run evaluated that long after).")] = None,
-    collapse_train_acc: Annotated[float, typer.Option(
-        help="Collapse: first evaluation after memorization with train accuracy below this.")] = 0.5,
-    collapse_train_loss: Annotated[Optional[float], typer.Option(
-        help="Collapse under --train-loss-below: train loss above this [default: 10 × that "
-             "threshold].")] = None,
-    spike_factor: Annotated[float, typer.Option(
-        help="Loss spikes: episodes of train loss above this × its running minimum.")] = 10.0,
+    sustain_evals: SustainEvals = None,
+    sustain_steps: SustainSteps = None,
+    collapse_train_acc: CollapseTrainAcc = 0.5,
+    collapse_train_loss: CollapseTrainLoss = None,
+    spike_factor: SpikeFactor = 10.0,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")] = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
@@ -78,11 +94,8 @@ def analyze_command(
     from grokscope.intervals import IntervalRule  # scipy: only when analyzing, never for --help
     from grokscope.summary import analyze
 
-    if sustain_evals is not None and sustain_steps is not None:
-        raise ConfigError("give --sustain-evals or --sustain-steps, not both")
-    stable_rule = StabilityRule(sustain_evals=SUSTAIN_EVALS if sustain_evals is None else sustain_evals,
-                                sustain_steps=sustain_steps, collapse_train_acc=collapse_train_acc,
-                                collapse_train_loss=collapse_train_loss, spike_factor=spike_factor)
+    stable_rule = stability_from(sustain_evals, sustain_steps, collapse_train_acc, collapse_train_loss,
+                                 spike_factor)
     rule = None
     if intervals:
         try:

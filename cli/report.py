@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from grokscope.cli.analyze import (CollapseTrainAcc, CollapseTrainLoss, SpikeFactor, SustainEvals, SustainSteps,
+                                    TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from, stability_from)
 from grokscope.cli.output import print_json
 
 
@@ -22,17 +24,25 @@ def report_command(
                                       "also .png, .svg or .json.")],
     chart: ChartName = None,
     log_x: Annotated[bool, typer.Option("--log-x", help="Log-scaled step axes.")] = False,
+    train_acc: TrainAcc = 0.99, test_acc: TestAcc = 0.95,
+    train_loss_below: TrainLoss = None, test_loss_below: TestLoss = None,
+    sustain_evals: SustainEvals = None, sustain_steps: SustainSteps = None,
+    collapse_train_acc: CollapseTrainAcc = 0.5, collapse_train_loss: CollapseTrainLoss = None,
+    spike_factor: SpikeFactor = 10.0,
     json_: Json = False,
 ) -> None:
     """One self-contained HTML page (summary table, then the charts that apply) for a run, a set of runs or
     a sweep directory; or, with --chart, one chart.  Works offline: nothing is loaded from the network."""
     from grokscope.report import export_chart, write_report  # altair and vl-convert: only when reporting
 
+    rules = {"criteria": criteria_from(train_acc, test_acc, train_loss_below, test_loss_below),
+             "stability": stability_from(sustain_evals, sustain_steps, collapse_train_acc, collapse_train_loss,
+                                         spike_factor)}  # the marks and table, as analyze computes them
     if chart is None:
-        written, inp, names = write_report(paths, out, log_x=log_x)
+        written, inp, names = write_report(paths, out, log_x=log_x, **rules)
         doc = {"out": str(written), "charts": names, "runs": len(inp.runs)}
     else:
-        written = export_chart(paths, chart, out, log_x=log_x)
+        written = export_chart(paths, chart, out, log_x=log_x, **rules)
         doc = {"out": str(written), "charts": [chart]}
     doc["bytes"] = written.stat().st_size
     if json_:

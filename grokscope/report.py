@@ -394,7 +394,8 @@ def build_chart(name: str, inp: ReportInput) -> Any:
 
 
 def export_chart(paths: Iterable[str | os.PathLike], name: str, out: str | os.PathLike, *,
-                 log_x: bool = False, criteria: Criteria = Criteria(), scale: float = 1.0) -> Path:
+                 log_x: bool = False, criteria: Criteria = Criteria(), stability: StabilityRule = StabilityRule(),
+                 scale: float = 1.0) -> Path:
     """Write one chart of the runs under ``paths`` to ``out`` (.png, .svg, .html or .json).
 
     Every check (chart name, suffix, folder, runs) happens before anything is written.
@@ -403,13 +404,14 @@ def export_chart(paths: Iterable[str | os.PathLike], name: str, out: str | os.Pa
     if name not in CHARTS:
         raise GrokscopeError(f"unknown chart {name!r}; choose from {', '.join(CHARTS)}")
     suffix = _check_suffix(out)
-    chart = build_chart(name, load_runs(paths, log_x=log_x, criteria=criteria))
+    chart = build_chart(name, load_runs(paths, log_x=log_x, criteria=criteria, stability=stability))
     _write(out, _render(chart, suffix, scale))
     return out
 
 
 def write_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, log_x: bool = False,
-                 criteria: Criteria = Criteria()) -> tuple[Path, ReportInput, list[str]]:
+                 criteria: Criteria = Criteria(),
+                 stability: StabilityRule = StabilityRule()) -> tuple[Path, ReportInput, list[str]]:
     """Write the one-page HTML report of the runs under ``paths`` to ``out`` (which must end in .html).
 
     Returns the path, the runs and the names of the charts drawn.
@@ -423,7 +425,7 @@ def write_report(paths: Iterable[str | os.PathLike], out: str | os.PathLike, *, 
         raise GrokscopeError(f"{out}: the report is an HTML page (use .html), or export one chart with "
                              f"--chart NAME")
     _check_suffix(out, (".html",))
-    inp = load_runs(paths, log_x=log_x, criteria=criteria)
+    inp = load_runs(paths, log_x=log_x, criteria=criteria, stability=stability)
     page, names = report_html(inp)
     _write(out, page.encode())
     return out, inp, names

@@ -165,3 +165,19 @@ def test_any_flags_on_any_store_succeed_or_fail_in_one_line(store_kinds, tmp_pat
     result, out = invoke(command, store_kinds[kind], [*args, "--no-save"] if command in ("dynamics", "fourier")
                          else args, tmp_path)
     check_outcome(result, args, out)
+
+
+def test_report_marks_follow_the_criteria_flags_on_a_loss_only_import(store_kinds, tmp_path):
+    """``--test-loss-below`` on the report, as on analyze: the losses-only log's test loss first falls
+    below 0.01 at step 1,500 (train loss below 0.01 at step 100), and the marks sit there."""
+    out = tmp_path / "loss.json"
+    result = runner.invoke(app, ["report", str(store_kinds["imported_losses"]), "--chart", "loss", "-o", str(out),
+                                 "--train-loss-below", "0.01", "--test-loss-below", "0.01"])
+    assert result.exit_code == 0, result.stderr
+    spec = json.loads(out.read_text())
+    marks = {r["event"]: r["step"] for rows in spec["datasets"].values() for r in rows if r.get("kind") == "mark"}
+    assert marks["generalization"] == 1500 and marks["memorization"] == 100
+    plain = runner.invoke(app, ["report", str(store_kinds["imported_losses"]), "--chart", "loss", "-o", str(out)])
+    spec = json.loads(out.read_text())
+    assert plain.exit_code == 0 and not [r for rows in spec["datasets"].values() for r in rows
+                                         if r.get("kind") == "mark"]  # no accuracy: nothing to mark by default
