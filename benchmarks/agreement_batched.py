@@ -37,8 +37,9 @@ def main() -> None:
         for cfg, b, a in zip(cfgs, batched, alone):
             x, y = RunStore(b["path"]).read("test_acc"), RunStore(a["path"]).read("test_acc")
             apart = np.flatnonzero(np.abs(x - y) > 1e-6)
-            pair = lambda k: f"{b[k]} / {a[k]}" if k != "final_test_acc" else f"{b[k]:.3f} / {a[k]:.3f}"  # noqa: E731
-            print(f"{cfg.frac:5.2f} {cfg.seed:4d}  {pair(KEYS[0]):>17s}  {pair(KEYS[1]):>19s}  {pair(KEYS[2]):>21s}  "
+            mem, gen = (f"{b[k]} / {a[k]}" for k in KEYS[:2])
+            acc = f"{b[KEYS[2]]:.3f} / {a[KEYS[2]]:.3f}"
+            print(f"{cfg.frac:5.2f} {cfg.seed:4d}  {mem:>17s}  {gen:>19s}  {acc:>21s}  "
                   f"{apart[0] if len(apart) else 'never'}")
 
 

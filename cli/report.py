@@ -13,8 +13,9 @@ from grokscope.cli.analyze import (CollapseTrainAcc, CollapseTrainLoss, SpikeFac
 from grokscope.cli.output import print_json
 
 
-ChartName = Annotated[Optional[str], typer.Option(help="Export only this chart: accuracy, loss, l2, spectrum, the sweep "
-                                                        "charts … (docs/report.md; an unknown name lists them).")]
+ChartName = Annotated[Optional[str], typer.Option(help="Export only this chart: accuracy, loss, l2, spectrum, the "
+                                                        "sweep charts … (docs/report.md; an unknown name lists "
+                                                        "them).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document describing what was written.")]
 
 

@@ -38,9 +38,10 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
-if TYPE_CHECKING:  # static checkers see the eager imports
-    from grokscope.config import RunConfig, from_preset
-    from grokscope.errors import ConfigError, GrokscopeError, StoreError
-    from grokscope.onset import Criteria
-    from grokscope.store import RunStore, find_runs, open_checkpoints, open_run
-    from grokscope.summary import analyze
+if TYPE_CHECKING:  # static checkers see the eager imports (``X as X``: re-exported)
+    from grokscope.config import RunConfig as RunConfig, from_preset as from_preset
+    from grokscope.errors import ConfigError as ConfigError, GrokscopeError as GrokscopeError, StoreError as StoreError
+    from grokscope.onset import Criteria as Criteria
+    from grokscope.store import (RunStore as RunStore, find_runs as find_runs, open_checkpoints as open_checkpoints,
+                                 open_run as open_run)
+    from grokscope.summary import analyze as analyze

@@ -223,8 +223,8 @@ def downsample_frame(
         if len(curve) <= n:  # already small enough: kept as is, so decimating twice changes nothing
             parts.append(curve)
             continue
-        column = lambda name: curve[name].to_numpy(dtype=np.float64)  # noqa: E731
-        band_of = {"lo": column("lo"), "hi": column("hi")} if band else {}
-        idx = fit_indices(column(x), column(value), n, span, log=log, **band_of)
+        cols = {name: curve[name].to_numpy(dtype=np.float64) for name in (x, value, "lo", "hi")}
+        band_of = {"lo": cols["lo"], "hi": cols["hi"]} if band else {}
+        idx = fit_indices(cols[x], cols[value], n, span, log=log, **band_of)
         parts.append(curve.iloc[idx])
     return pd.concat(parts, ignore_index=True)

@@ -20,7 +20,7 @@ from typing import Any
 from grokscope.config import RunConfig, from_preset
 from grokscope.datasets import uses_mini_batches
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.store import FINISHED, RunStore, is_run_store  # FINISHED: a resumed sweep keeps them
+from grokscope.store import RunStore, is_run_store
 
 INDEX = "sweep.json"
 SWEEP_VERSION = 1

@@ -3,7 +3,6 @@ root-sum-square, gradient norms kept as ``grad_norm``; ``--map`` overrides; ``dy
 
 import json
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
