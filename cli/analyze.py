@@ -43,6 +43,8 @@ CollapseTrainLoss = Annotated[Optional[float], typer.Option(
     help="Collapse under --train-loss-below: train loss above this [default: 10 × that threshold].")]
 SpikeFactor = Annotated[float, typer.Option(
     help="Loss spikes: episodes of train loss above this × its running minimum.")]
+SpikeFloor = Annotated[float, typer.Option(
+    help="Loss spikes: the running minimum counts as at least this (a loss logged as 0 is no baseline).")]
 
 
 def criteria_from(train_acc: float, test_acc: float, train_loss_below: float | None,
@@ -52,13 +54,14 @@ def criteria_from(train_acc: float, test_acc: float, train_loss_below: float | N
 
 
 def stability_from(sustain_evals: int | None, sustain_steps: float | None, collapse_train_acc: float,
-                   collapse_train_loss: float | None, spike_factor: float) -> StabilityRule:
+                   collapse_train_loss: float | None, spike_factor: float, spike_floor: float) -> StabilityRule:
     """The stability rule of the flags (``--sustain-evals`` and ``--sustain-steps`` exclude each other)."""
     if sustain_evals is not None and sustain_steps is not None:
         raise ConfigError("give --sustain-evals or --sustain-steps, not both")
     return StabilityRule(sustain_evals=SUSTAIN_EVALS if sustain_evals is None else sustain_evals,
                          sustain_steps=sustain_steps, collapse_train_acc=collapse_train_acc,
-                         collapse_train_loss=collapse_train_loss, spike_factor=spike_factor)
+                         collapse_train_loss=collapse_train_loss, spike_factor=spike_factor,
+                         spike_floor=spike_floor)
 
 
 def analyze_command(
@@ -83,6 +86,7 @@ def analyze_command(
     collapse_train_acc: CollapseTrainAcc = 0.5,
     collapse_train_loss: CollapseTrainLoss = None,
     spike_factor: SpikeFactor = 10.0,
+    spike_floor: SpikeFloor = 1e-6,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")] = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
@@ -95,7 +99,7 @@ def analyze_command(
     from grokscope.summary import analyze
 
     stable_rule = stability_from(sustain_evals, sustain_steps, collapse_train_acc, collapse_train_loss,
-                                 spike_factor)
+                                 spike_factor, spike_floor)
     rule = None
     if intervals:
         try:

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from grokscope.cli.analyze import (CollapseTrainAcc, CollapseTrainLoss, SpikeFactor, SustainEvals, SustainSteps,
-                                    TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from, stability_from)
+from grokscope.cli.analyze import (CollapseTrainAcc, CollapseTrainLoss, SpikeFactor, SpikeFloor, SustainEvals,
+                                    SustainSteps, TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from,
+                                    stability_from)
 from grokscope.cli.output import print_json
 
 
@@ -29,7 +30,7 @@ def report_command(
     train_loss_below: TrainLoss = None, test_loss_below: TestLoss = None,
     sustain_evals: SustainEvals = None, sustain_steps: SustainSteps = None,
     collapse_train_acc: CollapseTrainAcc = 0.5, collapse_train_loss: CollapseTrainLoss = None,
-    spike_factor: SpikeFactor = 10.0,
+    spike_factor: SpikeFactor = 10.0, spike_floor: SpikeFloor = 1e-6,
     json_: Json = False,
 ) -> None:
     """One self-contained HTML page (summary table, then the charts that apply) for a run, a set of runs or
@@ -38,7 +39,7 @@ def report_command(
 
     rules = {"criteria": criteria_from(train_acc, test_acc, train_loss_below, test_loss_below),
              "stability": stability_from(sustain_evals, sustain_steps, collapse_train_acc, collapse_train_loss,
-                                         spike_factor)}  # the marks and table, as analyze computes them
+                                         spike_factor, spike_floor)}  # the marks and table, as analyze computes them
     if chart is None:
         written, inp, names = write_report(paths, out, log_x=log_x, **rules)
         doc = {"out": str(written), "charts": names, "runs": len(inp.runs)}

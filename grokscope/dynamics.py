@@ -100,7 +100,7 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
     if not store.has("l2_norm"):
         raise StoreError(f"{store.path} logs no l2_norm; L2 dynamics need it")
     curves = store.read_many(["step", "l2_norm", *(n for n in ("train_acc", "test_acc", "train_loss",
-                                                               "test_loss") if store.has(n))])
+                                                               "test_loss", "batch_loss") if store.has(n))])
     steps, l2 = curves.pop("step"), curves.pop("l2_norm")
     memorized = memorization_step(steps, curves, options.criteria)
     generalized = generalization_step(steps, curves, options.criteria)
@@ -148,16 +148,24 @@ def run_dynamics(store: RunStore, options: DynamicsOptions = DynamicsOptions()) 
             arrays.update({"ckpt_step": (("ckpt",), ckpt_steps), "classifier_hist": (("ckpt", "bin"), counts),
                            "classifier_edges": (("edge",), edges)})
 
-    summary.update(_loss_spectrum(curves.get("train_loss"), memorized, options.n_early, arrays))
+    # the spectrum needs the loss of every step: a mini-batched run's train_loss is logged at evaluations only
+    per_step = curves.get("batch_loss", curves.get("train_loss"))
+    summary.update(_loss_spectrum(steps, per_step, memorized, options.n_early, arrays))
     return summary, arrays
 
 
-def _loss_spectrum(train_loss, memorized, n_early, arrays) -> dict[str, Any]:
+def _loss_spectrum(steps, train_loss, memorized, n_early, arrays) -> dict[str, Any]:
+    """The spectrum over the first steps (up to memorization, at least 32), on logged points one step apart;
+    a log with gaps there (sparse or imported) gets none, since its points are not a time series in steps."""
     if train_loss is None:
         return {}
-    finite = train_loss[np.isfinite(train_loss) & (train_loss > 0)]
-    n = n_early or max(32, memorized or 0)
-    n = min(n, len(finite))
+    ok = np.isfinite(train_loss) & (train_loss > 0)
+    window = n_early or max(32, memorized or 0)
+    early = ok & (steps < steps[0] + window) if len(steps) else ok
+    if not np.all(np.diff(steps[early]) == 1):
+        return {}
+    finite = train_loss[early]
+    n = len(finite)
     if n < 4:
         return {}
     from scipy.signal import detrend  # slow to import: only here

@@ -67,6 +67,7 @@ class ReportInput:
     log_x: bool = False
     criteria: Criteria = Criteria()
     stability: StabilityRule = StabilityRule()
+    skipped: tuple[dict[str, Any], ...] = ()  # error rows of analyze(): runs that could not be summarized
 
     @property
     def group_by(self) -> str | None:
@@ -83,7 +84,11 @@ def load_runs(paths: Iterable[str | os.PathLike], *, log_x: bool = False, criter
               stability: StabilityRule = StabilityRule()) -> ReportInput:
     """Find the run stores under ``paths`` and summarize them (StoreError if there are none)."""
     rows = analyze(paths, criteria, stability_rule=stability)
-    return ReportInput(tuple(RunStore(row["path"]) for row in rows), tuple(rows), log_x, criteria, stability)
+    good = [row for row in rows if "error" not in row]
+    if not good:  # several runs, none usable: say why for the first
+        raise GrokscopeError(f"no run could be summarized: {rows[0]['run']}: {rows[0]['error']}")
+    return ReportInput(tuple(RunStore(row["path"]) for row in good), tuple(good), log_x, criteria, stability,
+                       skipped=tuple(row for row in rows if "error" in row))
 
 
 # --- chart builders -------------------------------------------------------------------------------------
@@ -378,6 +383,8 @@ def report_html(inp: ReportInput, title: str = "grokscope report") -> tuple[str,
             f"dips: evaluations after generalizing that fail it; collapsed: {collapsed} after memorizing."
             f"{grouping}</p>\n"
             + (f"<p class=\"meta\">shared config: {html.escape(config)}</p>\n" if config else "")
+            + "".join(f"<p class=\"meta\">not shown: {html.escape(row['run'])}: {html.escape(row['error'])}</p>\n"
+                      for row in inp.skipped)
             + "<h2>summary</h2>\n" + summary_table(inp.rows))
     return html_page(title, body, specs, names), names
 

@@ -19,7 +19,9 @@ finite points of a curve), never steps; see ``docs/intervals.md``.
   ``collapse_train_acc`` (default 0.5), or, under a train-loss criterion, train loss above
   ``collapse_train_loss`` (default 10 × the memorization threshold).  ``None`` if none.
 - ``loss_spikes``: episodes (maximal runs of consecutive evaluations) in which the train loss exceeds
-  ``spike_factor`` (default 10) × its running minimum so far: Thilak et al.'s slingshot spikes.
+  ``spike_factor`` (default 10) × its running minimum so far, the minimum taken no lower than ``spike_floor``
+  (default 1e-6 nats: a loss logged as 0, or float32 noise near 1e-7, is no baseline for a spike):
+  Thilak et al.'s slingshot spikes.
   ``None`` without a train-loss curve.
 """
 
@@ -48,6 +50,7 @@ class StabilityRule:
     collapse_train_acc: float = 0.5
     collapse_train_loss: float | None = None  # None: 10 × the train-loss memorization threshold
     spike_factor: float = 10.0
+    spike_floor: float = 1e-6  # the running minimum a spike is measured against is at least this
 
     def __post_init__(self) -> None:
         if self.sustain_evals < 1:
@@ -60,6 +63,8 @@ class StabilityRule:
             raise ConfigError(f"collapse-train-loss must be positive, got {self.collapse_train_loss}")
         if not (np.isfinite(self.spike_factor) and self.spike_factor > 1):
             raise ConfigError(f"spike-factor must be finite and > 1, got {self.spike_factor}")
+        if not (np.isfinite(self.spike_floor) and self.spike_floor >= 0):
+            raise ConfigError(f"spike-floor must be finite and >= 0, got {self.spike_floor}")
 
     def collapse_loss(self, train_loss_below: float) -> float:
         """The train loss above which a run memorized by ``train_loss ≤ train_loss_below`` has collapsed."""
@@ -124,20 +129,22 @@ def sustained_step(steps: np.ndarray, passed: np.ndarray, *, evals: int = SUSTAI
     return int(steps[hit[0]]) if hit.size else None
 
 
-def spike_episodes(values: np.ndarray, factor: float = 10.0) -> int:
+def spike_episodes(values: np.ndarray, factor: float = 10.0, floor: float = 0.0) -> int:
     """Episodes (maximal runs of consecutive points) in which ``values`` exceeds ``factor`` × its running
-    minimum up to that point; NaN points are skipped.
+    minimum up to that point, that minimum no lower than ``floor``; NaN points are skipped.
 
     Examples
     --------
     >>> spike_episodes(np.array([1.0, 0.1, 5.0, 3.0, 0.05, 0.04, np.nan, 1.0, 0.03]))
     2
+    >>> spike_episodes(np.array([2, .5, 0, 1e-9, 0, 1e-9]), floor=1e-6)  # a loss rounded to 0 is no baseline
+    0
     """
     values = np.asarray(values, dtype=np.float64)
     values = values[~np.isnan(values)]
     if values.size == 0:
         return 0
-    above = values > factor * np.minimum.accumulate(values)  # (n,)
+    above = values > factor * np.maximum(np.minimum.accumulate(values), floor)  # (n,)
     return int(np.count_nonzero(above & ~np.r_[False, above[:-1]]))
 
 
@@ -187,6 +194,6 @@ def stability(steps: np.ndarray, curves: dict[str, np.ndarray], criteria: Criter
             fell = (s_r > memorized) & (v_r < rule.collapse_train_acc)
         collapse = int(s_r[fell][0]) if fell.any() else None
     _, train_loss = _evaluated(steps, curves.get("train_loss"))
-    spikes = spike_episodes(train_loss, rule.spike_factor) if train_loss.size else None
+    spikes = spike_episodes(train_loss, rule.spike_factor, rule.spike_floor) if train_loss.size else None
     return Stability(sustained, worst_after("test_acc", np.min), worst_after("test_loss", np.max), dips,
                      stable, collapse, spikes)

@@ -101,13 +101,15 @@ def per_run(paths: Iterable[str | os.PathLike], measure: Callable[[RunStore], di
     found = find_runs(paths)
     rows = []
     for path, label in zip(found, run_labels(found)):
-        store = RunStore(path)
+        status = "unreadable"  # until the store opens
         try:
+            store = RunStore(path)
+            status = store.status
             row = measure(store)
         except GrokscopeError as exc:
             if len(found) == 1:
                 raise
-            row = {"path": str(store.path), "status": store.status, "error": " ".join(str(exc).split())}
+            row = {"path": str(path), "status": status, "error": " ".join(str(exc).split())}
         rows.append({**row, "run": label} if "run" in row else {"run": label, **row})
     return rows
 

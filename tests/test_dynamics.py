@@ -77,3 +77,18 @@ def test_a_live_run_is_read_but_not_written(tmp_path):
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["saved"] is False
     assert "run not finished (status running)" in result.stderr
     assert not (path / "analysis").exists()
+
+
+def test_a_mini_batched_run_s_loss_spectrum_runs_over_steps_not_evaluations(store_kinds):
+    """train_loss of a mini-batched run is logged at evaluations (every 10 steps here); the spectrum uses the
+    per-step batch loss, so its window counts steps; a sparse import gets none."""
+    from grokscope.dynamics import DynamicsOptions, run_dynamics
+
+    store = RunStore(store_kinds["mini_batched"])
+    summary, _ = run_dynamics(store, DynamicsOptions())
+    window = max(32, summary["memorization_step"] or 0)
+    assert summary["loss_spectrum_n_early"] == min(window, store.n_steps)
+    sparse, _ = run_dynamics(RunStore(store_kinds["imported_ckpts"]), DynamicsOptions())
+    assert "loss_spectrum_n_early" in sparse  # Nanda's histories: one loss per epoch, consecutive
+    summary, _ = run_dynamics(RunStore(store_kinds["sparse_eval"]), DynamicsOptions())
+    assert summary["loss_spectrum_n_early"] == min(max(32, summary["memorization_step"] or 0), 301)

@@ -181,3 +181,24 @@ def test_report_marks_follow_the_criteria_flags_on_a_loss_only_import(store_kind
     spec = json.loads(out.read_text())
     assert plain.exit_code == 0 and not [r for rows in spec["datasets"].values() for r in rows
                                          if r.get("kind") == "mark"]  # no accuracy: nothing to mark by default
+
+
+def test_an_unreadable_store_among_others_gets_an_error_row_and_a_note_in_the_report(store_kinds, tmp_path):
+    import shutil
+
+    folder = tmp_path / "two"
+    shutil.copytree(store_kinds["sparse_eval"], folder / "good.zarr")
+    newer = shutil.copytree(store_kinds["sparse_eval"], folder / "newer.zarr")
+    meta = json.loads((newer / "zarr.json").read_text())
+    meta["attributes"]["grokscope"]["schema_version"] = 99  # written by a future grokscope
+    (newer / "zarr.json").write_text(json.dumps(meta))
+    result = runner.invoke(app, ["analyze", str(folder), "--json"])
+    assert result.exit_code == 0, result.stderr
+    rows = {row["run"]: row for row in json.loads(result.stdout)}
+    assert rows["newer"]["status"] == "unreadable" and "schema 99" in rows["newer"]["error"]
+    assert rows["good"]["last_step"] == 300 and "error" not in rows["good"]
+    report = runner.invoke(app, ["report", str(folder), "-o", str(tmp_path / "r.html"), "--json"])
+    assert report.exit_code == 0 and json.loads(report.stdout)["runs"] == 1, report.stderr
+    assert "not shown: newer: " in (tmp_path / "r.html").read_text()
+    alone = runner.invoke(app, ["analyze", str(newer), "--json"])
+    assert alone.exit_code == 2 and "schema 99" in alone.stderr

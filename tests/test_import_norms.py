@@ -34,7 +34,7 @@ def norms_csv(path, a="embed_parameter_norm", b="mlp_parameter_norm", extra=""):
     ("norm/unembed", "param_norm:unembed"), ("param_norm/layers.1", "param_norm:layers.1"),
     ("grad_norm", "grad_norm"), ("train/grad_norm", "grad_norm"), ("gradient_norm", "grad_norm"),
     ("mlp_grad_norm", "grad_param_norm:mlp"), ("grad_norm/embed", "grad_param_norm:embed"),
-    ("total_weight_norm", None), ("weight_norm", None), ("layer_norm", None), ("lr", None),
+    ("total_weight_norm", "l2_norm"), ("weight_norm", None), ("layer_norm", None), ("lr", None),
 ])
 def test_norm_field_rule(field, key):
     assert classify_norm(field) == key
@@ -77,3 +77,32 @@ def test_bad_norm_maps_and_ambiguous_columns(tmp_path, assert_one_line_error):
     assert_one_line_error(run("import", src, "--out", tmp_path / "m.zarr"), "look like param_norm:embed",
                           "--map param_norm:embed=FIELD")
     assert not (tmp_path / "m.zarr").exists()
+
+
+@pytest.mark.parametrize("field, key", [
+    ("fc.weight_norm", "param_norm:fc.weight"),  # PyTorch names keep their dots: weight and bias apart
+    ("fc.bias_norm", "param_norm:fc.bias"),
+    ("blocks.0.mlp_param_norm", "param_norm:blocks.0.mlp"),
+    ("grad_norm/step", "grad_norm"),  # logging qualifiers (Composer, Lightning) are not parameters
+    ("grad_l2_norm/step", "grad_norm"),
+    ("grad_norm_step", "grad_norm"),
+    ("grad_norm/epoch", "grad_norm"),
+    ("grad_2.0_norm_total", "grad_norm"),  # Lightning's grad_norm(norm_type=2) keys
+    ("grad_2.0_norm/fc.weight", "grad_param_norm:fc.weight"),
+    ("weight_norm/total", "l2_norm"),
+    ("grad_norm/max", None),  # another statistic
+    ("val_grad_norm", None),  # a split, not a parameter: left unmapped (listed as dropped)
+])
+def test_norm_names_other_tools_log(field, key):
+    assert classify_norm(field) == key
+
+
+def test_dotted_weight_and_bias_norms_add_up_to_the_total(tmp_path):
+    src = tmp_path / "m.csv"
+    src.write_text("step,train_loss,test_acc,fc.weight_norm,fc.bias_norm,head.weight_norm\n"
+                   "0,1.0,0.1,3,4,12\n10,0.5,0.9,6,8,0\n")
+    result = CliRunner().invoke(app, ["import", str(src), "--out", str(tmp_path / "m.zarr")])
+    assert result.exit_code == 0, result.stderr
+    store = RunStore(tmp_path / "m.zarr")
+    assert list(store.read("param")) == ["fc.weight", "fc.bias", "head.weight"]
+    assert store.read("l2_norm").tolist() == [13.0, 10.0]

@@ -260,3 +260,24 @@ def test_every_command_refuses_foreign_and_newer_stores(tmp_path, command):
     result = CliRunner().invoke(app, [command, str(tmp_path / "other.zarr"), *extra])
     assert result.exit_code == 2 and "not a grokscope run store" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("batch_size", [None, 32])
+def test_a_resumed_continue_run_keeps_its_first_divergence_step(tmp_path, monkeypatch, batch_size):
+    """on_divergence=continue: a run stopped after it diverged, then resumed, reports the step it first
+    diverged at (found in its committed rows), as the uninterrupted run does."""
+    cfg = from_preset("demo", p=17, steps=60, lr=1e6, batch_size=batch_size, eval_every=4, on_divergence="continue")
+    whole = RunStore(train(cfg, tmp_path / "whole.zarr"))
+    monkeypatch.setattr("grokscope.trainers.recording.FLUSH_ROWS", 8)
+
+    def stop(step, latest):
+        if step >= 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "cut.zarr", on_flush=stop)
+    assert RunStore(tmp_path / "cut.zarr").status == "running"
+    resumed = RunStore(train(None, tmp_path / "cut.zarr", resume=True))
+    assert whole.attrs["diverged_at"] <= 5
+    assert resumed.status == whole.status == "diverged"
+    assert resumed.attrs["diverged_at"] == whole.attrs["diverged_at"]

@@ -135,3 +135,14 @@ def test_rows_table_and_cli_flags(tmp_path, assert_one_line_error):
     assert_one_line_error(runner.invoke(app, ["analyze", str(path), "--sustain-evals", "3",
                                               "--sustain-steps", "10"]), "not both")
     assert_one_line_error(runner.invoke(app, ["analyze", str(path), "--spike-factor", "0.5"]), "spike-factor")
+
+
+def test_a_loss_logged_as_zero_is_no_baseline_for_spikes():
+    """An import that rounds (``0.0000``) or a float32 log: after the loss reaches 0, tiny values are not
+    spikes; a real slingshot from 1e-7 to 1e-2 still is."""
+    rounded = np.array([2.0, 0.5, 0.0, 1e-9, 0.0, 1e-9, 0.0, 1e-9])
+    assert spike_episodes(rounded, 10.0, floor=1e-6) == 0
+    assert spike_episodes(rounded, 10.0) == 3  # without a floor every 1e-9 after a 0 counts
+    slingshot = np.array([1.0, 1e-3, 1e-7, 1e-2, 1e-7, 1.2e-7, 0.9e-7])
+    assert spike_episodes(slingshot, 10.0, floor=1e-6) == 1
+    assert StabilityRule().spike_floor == 1e-6

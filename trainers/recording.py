@@ -112,9 +112,17 @@ class Recorder:
         self.flush_seconds = FLUSH_SECONDS
         self.resume_state = resume_state
         self.slots = [ResumeSlots(w) for w in self.writers] if resume_state else []
-        self.diverged_at: list[int | None] = [None] * M  # first step with a non-finite training loss
+        # first step with a non-finite training loss; a resumed run finds it in the rows it already committed
+        self.diverged_at: list[int | None] = [self._committed_divergence(w, start) for w in self.writers]
         self.stopped = [False] * M  # diverged under stop_on_divergence: its store is finished
         self.started = time.perf_counter()
+
+    def _committed_divergence(self, writer: RunWriter, start: int) -> int | None:
+        """The first non-finite watched loss in rows ``0 … start − 1`` of ``writer``'s store (resume)."""
+        if start == 0:
+            return None
+        bad = np.flatnonzero(~np.isfinite(np.asarray(writer.metrics[self.columns[self.loss_column]][:start])))
+        return int(bad[0]) if len(bad) else None
 
     def log(self, step: int, row: torch.Tensor, norms: torch.Tensor, params: Sequence[torch.Tensor],
             last: bool, groups: torch.Tensor | None = None) -> None:

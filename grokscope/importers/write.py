@@ -65,7 +65,8 @@ def prepare_run(raw: RawRun, source: Source, *, maps: Mapping[str, str] | None =
     """Map fields, rescale percent accuracy, merge hyperparameters and build the attributes of one run."""
     where = f"{source.path}: " + (f"run {raw.name!r}: " if source.multi else "")
     mapped = map_fields(_fields(raw), maps, where)
-    norm_map = map_norm_fields(_fields(raw), maps, mapped.values(), where)
+    norm_map = {k: v for k, v in map_norm_fields(_fields(raw), maps, mapped.values(), where).items()
+                if k not in mapped}  # a total the metric mapping already found stays its
     for name in (*mapped.values(), *norm_map.values()):
         if name in raw.invalid:
             raise SourceError(f"{source.path}: {raw.invalid[name]} (field {name!r})")
