@@ -41,7 +41,12 @@ def _resolve(store: RunStore, options: FourierOptions) -> tuple[str, int, str]:
     if name not in store.param_names():
         raise ConfigError(f"{store.path} has no checkpointed parameter {name!r} "
                              f"(it has: {', '.join(store.param_names()) or 'none'})")
-    p = options.p or store.config.get("p")
+    if options.p is not None and options.p < 2:
+        raise ConfigError(f"--p must be a modulus of at least 2, got {options.p}")
+    recorded = store.config.get("p")
+    if options.p is not None and recorded and options.p != recorded:  # --p is for runs that record none
+        raise ConfigError(f"--p {options.p} contradicts {store.path}'s own p = {recorded}; drop --p")
+    p = options.p or recorded
     if not p:
         raise StoreError(f"{store.path} records no modulus p; pass --p")
     orientation = options.orientation or (roles.get("embedding_orientation") if name == roles.get("embedding")

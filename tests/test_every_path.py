@@ -202,3 +202,12 @@ def test_an_unreadable_store_among_others_gets_an_error_row_and_a_note_in_the_re
     assert "not shown: newer: " in (tmp_path / "r.html").read_text()
     alone = runner.invoke(app, ["analyze", str(newer), "--json"])
     assert alone.exit_code == 2 and "schema 99" in alone.stderr
+
+
+@pytest.mark.parametrize("p, fragment", [("7", "contradicts"), ("0", "at least 2"), ("-3", "at least 2")])
+def test_fourier_refuses_a_modulus_the_run_does_not_have(store_kinds, assert_one_line_error, p, fragment):
+    """--p is for runs that record no modulus; on a p = 31 run, --p 7 would compute a confident wrong
+    spectrum, and --p 0 was silently taken as the run's own p."""
+    result = runner.invoke(app, ["fourier", str(store_kinds["dense"]), "--p", p, "--json", "--no-save",
+                                 "--weights-only"])
+    assert_one_line_error(result, fragment)
