@@ -58,7 +58,7 @@ def distill_command(
     for t in teachers:
         print(f"teacher {t.path}: p={t.cfg.p}, checkpoint {t.ckpt} (step {t.step})", file=sys.stderr)
     if out.exists():
-        from grokscope.store import remove_store
+        from grokscope.runs import remove_store
 
         remove_store(out)
     if not out.parent.exists():

@@ -100,7 +100,7 @@ def train_command(
     if out.exists():
         if not overwrite:
             raise StoreError(f"{out} already exists; pass --overwrite to replace it")
-        from grokscope.store import remove_store
+        from grokscope.runs import remove_store
 
         remove_store(out)
     if not out.parent.exists():

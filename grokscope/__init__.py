@@ -17,7 +17,7 @@ _EXPORTS = {
     "RunConfig": "grokscope.config", "from_preset": "grokscope.config",
     "ConfigError": "grokscope.errors", "GrokscopeError": "grokscope.errors", "StoreError": "grokscope.errors",
     "Criteria": "grokscope.onset",
-    "RunStore": "grokscope.store", "find_runs": "grokscope.store", "open_checkpoints": "grokscope.store",
+    "RunStore": "grokscope.store", "find_runs": "grokscope.runs", "open_checkpoints": "grokscope.store",
     "open_run": "grokscope.store",
     "analyze": "grokscope.summary",
 }
@@ -42,6 +42,6 @@ if TYPE_CHECKING:  # static checkers see the eager imports (``X as X``: re-expor
     from grokscope.config import RunConfig as RunConfig, from_preset as from_preset
     from grokscope.errors import ConfigError as ConfigError, GrokscopeError as GrokscopeError, StoreError as StoreError
     from grokscope.onset import Criteria as Criteria
-    from grokscope.store import (RunStore as RunStore, find_runs as find_runs, open_checkpoints as open_checkpoints,
-                                 open_run as open_run)
+    from grokscope.store import RunStore as RunStore, open_checkpoints as open_checkpoints, open_run as open_run
+    from grokscope.runs import find_runs as find_runs
     from grokscope.summary import analyze as analyze

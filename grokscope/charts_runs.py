@@ -21,7 +21,8 @@ from grokscope.charts_base import HEIGHT, WIDTH, require_columns, round_sig, siz
 from grokscope.downsample import CHART_ROWS, MAX_POINTS, MIN_POINTS, decimate, downsample_frame, points_per_curve
 from grokscope.errors import GrokscopeError
 from grokscope.onset import Criteria
-from grokscope.store import RunStore, find_runs, run_labels as store_labels
+from grokscope.store import RunStore
+from grokscope.runs import find_runs, run_labels as store_labels
 from grokscope.summary import CONFIG_KEYS, summarize_run
 
 __all__ = ["ACCURACY", "LOSS", "NORM", "as_stores", "run_labels", "curves_frame", "curves_chart",
@@ -51,7 +52,7 @@ def as_stores(runs: Runs) -> list[RunStore]:
 
 
 def run_labels(stores: Sequence[RunStore]) -> list[str]:
-    """A unique label per store (:func:`grokscope.store.run_labels`): ``seed0/run``, ``equidistant/frac=0.2`` …"""
+    """A unique label per store (:func:`grokscope.runs.run_labels`): ``seed0/run``, ``equidistant/frac=0.2`` …"""
     return store_labels([s.path for s in stores])
 
 

@@ -38,7 +38,8 @@ import pandas as pd
 from grokscope.errors import GrokscopeError
 from grokscope.onset import first_step
 from grokscope.smoothing import gaussian
-from grokscope.store import RunStore, find_runs
+from grokscope.store import RunStore
+from grokscope.runs import find_runs
 
 TASK_KEYS = ("task", "op", "p", "input_format", "train_ratio", "split_seed", "noise_std", "n_test", "data",
              "test_data", "text_col", "label_col", "max_len", "vocab_size")  # must agree: one test set

@@ -17,7 +17,8 @@ from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.intervals import IntervalRule, grokking_intervals
 from grokscope.onset import Criteria, generalization_step, grokking_delay, memorization_step
 from grokscope.stability import StabilityRule, stability
-from grokscope.store import RunStore, find_runs, run_labels
+from grokscope.store import RunStore
+from grokscope.runs import find_runs, run_labels
 from grokscope.subclasses import subclass_summary
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
@@ -92,7 +93,7 @@ def summarize_run(store: RunStore, criteria: Criteria = Criteria(),
 
 def per_run(paths: Iterable[str | os.PathLike], measure: Callable[[RunStore], dict[str, Any]]) -> list[dict[str, Any]]:
     """``measure(store)`` for every run store named or found under ``paths``, one row each, ``run`` labelled
-    by :func:`grokscope.store.run_labels`.
+    by :func:`grokscope.runs.run_labels`.
 
     A run the measure cannot use (a :class:`GrokscopeError`: no checkpoints, no accuracy …) stops the call
     when it is the only run; among several it becomes a row ``{run, path, status, error}`` instead, so one
@@ -118,7 +119,7 @@ def analyze(paths: Iterable[str | os.PathLike], criteria: Criteria = Criteria(),
             intervals: IntervalRule | None = None,
             stability_rule: StabilityRule = StabilityRule()) -> list[dict[str, Any]]:
     """Summary rows for every run store named or found under ``paths``; ``run`` is the store's name, with
-    parent folders where names repeat (:func:`grokscope.store.run_labels`).  Among several runs, one that
+    parent folders where names repeat (:func:`grokscope.runs.run_labels`).  Among several runs, one that
     cannot be summarized gets an ``error`` row (:func:`per_run`).
 
     Examples

@@ -20,7 +20,8 @@ from typing import Any
 from grokscope.config import RunConfig, from_preset
 from grokscope.datasets import uses_mini_batches
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.store import RunStore, is_run_store
+from grokscope.store import RunStore
+from grokscope.runs import is_run_store
 
 INDEX = "sweep.json"
 SWEEP_VERSION = 1

@@ -24,8 +24,8 @@ def test_editable_install_maps_trainers_and_cli_into_grokscope():
 
 def test_analysis_layer_never_imports_torch():
     code = ("import sys, grokscope, grokscope.summary, grokscope.store, grokscope.fourier, "
-            "grokscope.intervals, grokscope.norms, grokscope.smoothing, grokscope.cds, grokscope.sweep, "
-            "grokscope.report, "
+            "grokscope.intervals, grokscope.norms, grokscope.runs, grokscope.smoothing, grokscope.cds, "
+            "grokscope.sweep, grokscope.report, "
             "grokscope.importers, grokscope.importers.tensorboard, grokscope.dynamics, grokscope.spectra; "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO.parent)

@@ -8,7 +8,8 @@ import xarray as xr
 import zarr
 
 from grokscope.errors import StoreError
-from grokscope.store import ParamSpec, RunStore, RunWriter, find_runs, open_checkpoints, open_run, run_labels
+from grokscope.store import ParamSpec, RunStore, RunWriter, open_checkpoints, open_run
+from grokscope.runs import find_runs, run_labels
 
 
 def make_writer(path, n_steps=10, ckpt_steps=(0, 5, 9)):

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from grokscope.config import RunConfig
-from grokscope.store import FINISHED, RunStore, is_run_store
+from grokscope.store import FINISHED, RunStore
+from grokscope.runs import is_run_store
 from grokscope.sweep import Sweep, groups
 
 
