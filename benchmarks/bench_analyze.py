@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from grokscope.store import ParamSpec, RunWriter
-from grokscope.summary import analyze
+from grokscope.analysis.runners.summary import analyze
+from grokscope.store.layout import ParamSpec
+from grokscope.store.writer import RunWriter
 
 
 def write_store(path: Path, steps: int, rng: np.random.Generator) -> None:

@@ -1,8 +1,9 @@
 """Fourier measures over 1,000 checkpoints of the zhu2024 model (229,632 parameters; issue target ≤ 3 s).
 
 Writes a store holding every parameter of the zhu2024 transformer at 1,000 checkpoints with the real writer
-(≈ 0.9 GB before compression), then times the weight-only measures (`grokscope.spectra.weight_measures`:
-embedding spectrum at every checkpoint, Gini, key frequencies), which must read only the embedding array.
+(≈ 0.9 GB before compression), then times the weight-only measures
+(`grokscope.analysis.runners.spectra.weight_measures`: embedding spectrum at every checkpoint, Gini, key
+frequencies), which must read only the embedding array.
 For comparison it times loading every parameter of every checkpoint (what a naive reader would do), and
 the model-run measures (restricted/excluded loss) per checkpoint on a 20-checkpoint subset.
 Usage: python benchmarks/bench_fourier.py [--ckpts 1000]
@@ -18,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grokscope.config import from_preset
-from grokscope.spectra import weight_measures
-from grokscope.store import ParamSpec, RunStore, RunWriter
-from grokscope.tasks import build_task, resolve
+from grokscope.analysis.runners.spectra import weight_measures
+from grokscope.config.presets import from_preset
+from grokscope.data.modular import build_task, resolve
+from grokscope.store.layout import ParamSpec
+from grokscope.store.reader import RunStore
+from grokscope.store.writer import RunWriter
 from grokscope.trainers.models import build_model
 
 

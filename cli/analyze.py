@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from grokscope.analysis.measures.onset import Criteria
+from grokscope.analysis.measures.stability import SUSTAIN_EVALS, StabilityRule
 from grokscope.cli.output import emit_rows
 from grokscope.errors import ConfigError
-from grokscope.onset import Criteria
-from grokscope.stability import SUSTAIN_EVALS, StabilityRule
 
 TABLE_COLUMNS = {"run": "run", "n_train": "n_train", "memorization_step": "memorized@",
                  "generalization_step": "generalized@", "grokking_delay": "delay", "final_train_acc": "train acc",
@@ -95,8 +95,8 @@ def analyze_command(
 
     A threshold a run never reached is shown as null (JSON) or empty, never 0.
     """
-    from grokscope.intervals import IntervalRule  # scipy: only when analyzing, never for --help
-    from grokscope.summary import analyze
+    from grokscope.analysis.measures.intervals import IntervalRule  # scipy: only when analyzing, never for --help
+    from grokscope.analysis.runners.summary import analyze
 
     stable_rule = stability_from(sustain_evals, sustain_steps, collapse_train_acc, collapse_train_loss,
                                  spike_factor, spike_floor)

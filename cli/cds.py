@@ -95,7 +95,7 @@ def cds_command(
     if clip is not None and clip < 0:
         raise ConfigError(f"--clip must be a step >= 0, got {clip}")
     criteria = criteria_from(train_acc, test_acc, train_loss_below, test_loss_below)
-    from grokscope.cds import CDSAnalysis  # scipy and pandas: only when fitting
+    from grokscope.analysis.runners.cds import CDSAnalysis  # scipy and pandas: only when fitting
 
     est = CDSAnalysis(epsilon=epsilon, criteria=criteria, smoothing_sigma=smooth, clip=clip,
                       thresholds=_thresholds(thresholds), n_bootstrap=bootstrap, level=level,

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from grokscope.cli.train import check_device, config_parameters
-from grokscope.config import PRESETS
+from grokscope.config.presets import PRESETS
 from grokscope.errors import ConfigError, StoreError
 
 _OWN = {"kd_setup", "teacher", "teacher2", "teacher_ckpt"}  # set by this command's own options
@@ -58,7 +58,7 @@ def distill_command(
     for t in teachers:
         print(f"teacher {t.path}: p={t.cfg.p}, checkpoint {t.ckpt} (step {t.step})", file=sys.stderr)
     if out.exists():
-        from grokscope.runs import remove_store
+        from grokscope.store.runs import remove_store
 
         remove_store(out)
     if not out.parent.exists():
@@ -66,7 +66,7 @@ def distill_command(
     with TrainingProgress(cfg.steps, enabled=not quiet) as progress:
         path = distill(cfg, out, teachers=teachers, on_flush=progress.update)
     if setup == "continual":
-        from grokscope.store import RunStore
+        from grokscope.store.reader import RunStore
 
         f = RunStore(path).attrs["forgetting"]
         print(f"forgetting of p={teachers[0].cfg.p}: test accuracy {f['initial_acc']:.3f} at the start, "

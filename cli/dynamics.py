@@ -17,7 +17,7 @@ from grokscope.cli.output import emit_rows
 from grokscope.errors import ConfigError
 
 if TYPE_CHECKING:
-    from grokscope.store import RunStore
+    from grokscope.store.reader import RunStore
 
 Paths = Annotated[list[Path], typer.Argument(help="Run stores, or directories holding run stores.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document (a list of runs).")]
@@ -35,7 +35,7 @@ FOURIER_COLUMNS = {"run": "run", "key_frequencies": "key freqs (norm)", "gini": 
 
 def _save(store: RunStore, name: str, summary: dict[str, Any], arrays: dict, no_save: bool) -> dict[str, Any]:
     """``summary`` with ``saved``: whether its arrays went into the store (finished runs only)."""
-    from grokscope.store import write_analysis
+    from grokscope.store.reader import write_analysis
 
     summary["saved"] = False if no_save else write_analysis(store.path, name, arrays, {"summary": summary})
     if not no_save and not summary["saved"]:
@@ -56,8 +56,11 @@ def dynamics_command(
 ) -> None:
     """L2-norm trajectories, the exponential decay fit after memorization and seed 002's predicted
     generalization step (eq. 7) beside the observed one; classifier weight histograms; early loss spectrum."""
-    from grokscope.dynamics import DynamicsOptions, run_dynamics  # the analysis stack loads on use only
-    from grokscope.summary import per_run
+    from grokscope.analysis.runners.dynamics import (  # the analysis stack loads on use only
+        DynamicsOptions,
+        run_dynamics,
+    )
+    from grokscope.analysis.runners.summary import per_run
 
     options = DynamicsOptions(criteria=criteria_from(train_acc, test_acc, train_loss_below, test_loss_below),
                               fit_start=fit_start, fit_stop=fit_stop, w_star=w_star, bins=bins)
@@ -84,8 +87,8 @@ def fourier_command(
     methods), Gini sparsity, restricted and excluded loss."""
     if every < 1:
         raise ConfigError(f"--every must be positive, got {every}")
-    from grokscope.spectra import FourierOptions, weight_measures
-    from grokscope.summary import per_run
+    from grokscope.analysis.runners.spectra import FourierOptions, weight_measures
+    from grokscope.analysis.runners.summary import per_run
 
     options = FourierOptions(param=param, p=p, orientation=orientation, top_k=top_k)
 

@@ -12,7 +12,6 @@ from grokscope.cli.output import print_json
 from grokscope.errors import ConfigError
 from grokscope.importers import FORMATS, detect_format, parse_hparams, parse_maps, read_source, write_source
 
-
 Src = Annotated[Path, typer.Argument(
     metavar="SRC", help="A log file, TensorBoard logdir, mlruns/ folder, mlflow.db, W&B run folder, "
                         "checkpoint file or folder of checkpoints.")]

@@ -8,11 +8,21 @@ from typing import Annotated, Optional
 
 import typer
 
-from grokscope.cli.analyze import (CollapseTrainAcc, CollapseTrainLoss, SpikeFactor, SpikeFloor, SustainEvals,
-                                    SustainSteps, TestAcc, TestLoss, TrainAcc, TrainLoss, criteria_from,
-                                    stability_from)
+from grokscope.cli.analyze import (
+    CollapseTrainAcc,
+    CollapseTrainLoss,
+    SpikeFactor,
+    SpikeFloor,
+    SustainEvals,
+    SustainSteps,
+    TestAcc,
+    TestLoss,
+    TrainAcc,
+    TrainLoss,
+    criteria_from,
+    stability_from,
+)
 from grokscope.cli.output import print_json
-
 
 ChartName = Annotated[Optional[str], typer.Option(help="Export only this chart: accuracy, loss, l2, spectrum, the "
                                                         "sweep charts … (docs/report.md; an unknown name lists "
@@ -35,7 +45,7 @@ def report_command(
 ) -> None:
     """One self-contained HTML page (summary table, then the charts that apply) for a run, a set of runs or
     a sweep directory; or, with --chart, one chart.  Works offline: nothing is loaded from the network."""
-    from grokscope.report import export_chart, write_report  # altair and vl-convert: only when reporting
+    from grokscope.report.page import export_chart, write_report  # altair and vl-convert: only when reporting
 
     rules = {"criteria": criteria_from(train_acc, test_acc, train_loss_below, test_loss_below),
              "stability": stability_from(sustain_evals, sustain_steps, collapse_train_acc, collapse_train_loss,

@@ -14,7 +14,7 @@ import typer
 
 from grokscope.cli.output import print_json
 from grokscope.cli.train import check_device, config_parameters, field_types
-from grokscope.config import PRESETS
+from grokscope.config.presets import PRESETS
 from grokscope.errors import ConfigError
 
 EXECUTORS = ("local", "dask")
@@ -22,7 +22,7 @@ EXECUTORS = ("local", "dask")
 
 def split_flags(values: dict[str, Any], seeds: Optional[int]) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """Flags with one value become fixed settings; lists become grid axes (``--seeds N``: seeds 0 … N−1)."""
-    from grokscope.sweep import parse_values
+    from grokscope.sweeps.grid import parse_values
 
     kinds = field_types()
     fixed, grid = {}, {}
@@ -65,14 +65,14 @@ def sweep_command(
         raise ConfigError("--workers and --max-batch must be positive")
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
-    from grokscope.sweep import plan_sweep
+    from grokscope.sweeps.grid import plan_sweep
 
     fixed, grid = split_flags(values, seeds)
     sweep = plan_sweep(out, preset, fixed, grid)  # validates every grid point before anything is written
     for device in sorted({cfg.device for cfg in sweep.runs.values()}):
         check_device(device)
-    from grokscope.trainers.sweep import dask_executor, execute_sweep, local_executor
     from grokscope.cli.progress import TrainingProgress
+    from grokscope.trainers.sweep import dask_executor, execute_sweep, local_executor
 
     client = None
     if executor == "dask":

@@ -1,6 +1,6 @@
 """``grokscope train``: one run from a preset and flags into a run store.
 
-Its options are generated from :class:`~grokscope.config.RunConfig`, one per field (``n_train`` →
+Its options are generated from :class:`~grokscope.config.run.RunConfig`, one per field (``n_train`` →
 ``--n-train``; booleans as ``--tied/--no-tied``), with the field's comment as help, so the CLI and the config
 never drift apart.  Unset options leave the preset's value.
 """
@@ -17,9 +17,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from grokscope.config import PRESETS, RunConfig, from_preset
+from grokscope.config.presets import PRESETS, from_preset
+from grokscope.config.run import RunConfig
+from grokscope.data.build import resolve
 from grokscope.errors import ConfigError, StoreError
-from grokscope.datasets import resolve
 
 _SKIP = {"preset"}  # not a flag of its own
 
@@ -100,7 +101,7 @@ def train_command(
     if out.exists():
         if not overwrite:
             raise StoreError(f"{out} already exists; pass --overwrite to replace it")
-        from grokscope.runs import remove_store
+        from grokscope.store.runs import remove_store
 
         remove_store(out)
     if not out.parent.exists():
@@ -114,7 +115,7 @@ def _run(cfg: Optional[RunConfig], out: Path, quiet: bool, resume: bool = False)
     except ImportError as exc:  # analysis works without torch; training does not
         raise ConfigError(f"training needs torch ({exc}); install it with `pip install torch`") from None
     from grokscope.cli.progress import TrainingProgress
-    from grokscope.store import RunStore
+    from grokscope.store.reader import RunStore
 
     steps = cfg.steps if cfg is not None else int(RunStore(out).config["steps"])
     with TrainingProgress(steps, enabled=not quiet) as progress:

@@ -14,12 +14,13 @@ __version__ = "0.1.0"
 
 # public name → the module that defines it
 _EXPORTS = {
-    "RunConfig": "grokscope.config", "from_preset": "grokscope.config",
+    "RunConfig": "grokscope.config.run", "from_preset": "grokscope.config.presets",
     "ConfigError": "grokscope.errors", "GrokscopeError": "grokscope.errors", "StoreError": "grokscope.errors",
-    "Criteria": "grokscope.onset",
-    "RunStore": "grokscope.store", "find_runs": "grokscope.runs", "open_checkpoints": "grokscope.store",
-    "open_run": "grokscope.store",
-    "analyze": "grokscope.summary",
+    "Criteria": "grokscope.analysis.measures.onset",
+    "RunStore": "grokscope.store.reader", "find_runs": "grokscope.store.runs",
+    "open_checkpoints": "grokscope.store.reader",
+    "open_run": "grokscope.store.reader",
+    "analyze": "grokscope.analysis.runners.summary",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -39,9 +40,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers see the eager imports (``X as X``: re-exported)
-    from grokscope.config import RunConfig as RunConfig, from_preset as from_preset
-    from grokscope.errors import ConfigError as ConfigError, GrokscopeError as GrokscopeError, StoreError as StoreError
-    from grokscope.onset import Criteria as Criteria
-    from grokscope.store import RunStore as RunStore, open_checkpoints as open_checkpoints, open_run as open_run
-    from grokscope.runs import find_runs as find_runs
-    from grokscope.summary import analyze as analyze
+    from grokscope.analysis.measures.onset import Criteria as Criteria
+    from grokscope.analysis.runners.summary import analyze as analyze
+    from grokscope.config.presets import from_preset as from_preset
+    from grokscope.config.run import RunConfig as RunConfig
+    from grokscope.errors import ConfigError as ConfigError
+    from grokscope.errors import GrokscopeError as GrokscopeError
+    from grokscope.errors import StoreError as StoreError
+    from grokscope.store.reader import RunStore as RunStore
+    from grokscope.store.reader import open_checkpoints as open_checkpoints
+    from grokscope.store.reader import open_run as open_run
+    from grokscope.store.runs import find_runs as find_runs

@@ -103,7 +103,7 @@ def store_kinds(tmp_path_factory):
 
     from grokscope import from_preset
     from grokscope.importers import read_source, write_source
-    from grokscope.sweep import plan_sweep
+    from grokscope.sweeps.grid import plan_sweep
     from grokscope.trainers.checkpoints import read_torch
     from grokscope.trainers.sweep import execute_sweep
     from grokscope.trainers.train import train

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from grokscope.cli.main import app
-from grokscope.store import ParamSpec, RunWriter
+from grokscope.store.layout import ParamSpec
+from grokscope.store.writer import RunWriter
 
 runner = CliRunner()
 P = 7

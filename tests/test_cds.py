@@ -10,12 +10,18 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from grokscope.cds import (CDSAnalysis, bootstrap_cds, critical_data_size, fit_grokking_time, fit_power_law,
-                           percentile_interval)
+from grokscope.analysis.measures.onset import Criteria
+from grokscope.analysis.runners.cds import (
+    CDSAnalysis,
+    bootstrap_cds,
+    critical_data_size,
+    fit_grokking_time,
+    fit_power_law,
+    percentile_interval,
+)
+from grokscope.analysis.runners.stepwise import RunCurves
 from grokscope.cli.output import print_json
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.onset import Criteria
-from grokscope.stepwise import RunCurves
 
 LOG2 = np.log(2.0)
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from grokscope.analysis.runners.stepwise import load_runs
 from grokscope.cli.main import app
-from grokscope.stepwise import load_runs
-from grokscope.store import RunWriter
+from grokscope.store.writer import RunWriter
 
 runner = CliRunner()
 SIZES = (100, 200, 400, 800)

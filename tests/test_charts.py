@@ -8,15 +8,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grokscope.charts import (accuracy_chart, cds_scaling_chart, curves_frame, generalization_steps_chart,
-                              key_frequency_chart, l2_chart, landscape_chart, loss_chart, norm_chart,
-                              spectrum_chart, stepwise_chart)
-from grokscope.charts_subclasses import subclass_chart, subclass_frame
-from grokscope.downsample import (CHART_ROWS, MAX_POINTS, bucket_edges, decimate, downsample_frame,
-                                  extreme_indices, pick_indices, points_per_curve)
+from grokscope.analysis.measures.norms import DecayFit
+from grokscope.charts import (
+    accuracy_chart,
+    cds_scaling_chart,
+    curves_frame,
+    generalization_steps_chart,
+    key_frequency_chart,
+    l2_chart,
+    landscape_chart,
+    loss_chart,
+    norm_chart,
+    spectrum_chart,
+    stepwise_chart,
+)
+from grokscope.charts.subclasses import subclass_chart, subclass_frame
+from grokscope.charts.thinning import (
+    CHART_ROWS,
+    MAX_POINTS,
+    bucket_edges,
+    decimate,
+    downsample_frame,
+    extreme_indices,
+    pick_indices,
+    points_per_curve,
+)
 from grokscope.errors import GrokscopeError
-from grokscope.norms import DecayFit
-from grokscope.store import ParamSpec, RunStore, RunWriter
+from grokscope.store.layout import ParamSpec
+from grokscope.store.reader import RunStore
+from grokscope.store.writer import RunWriter
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
 
@@ -231,7 +251,7 @@ def test_cds_scaling_fit_and_ci_pivot():
     assert mid["cds_hi"] / mid["cds_lo"] == pytest.approx(1, abs=0.05)
     assert fit[-1]["cds_hi"] == pytest.approx(10 * 1e5**0.5 * 10**0.6)
     assert chart.title == "CDS = 10·N^0.5 [0.4, 0.6]"
-    from grokscope.cds import PowerLawFit  # the CDS module's fit plugs in as it is
+    from grokscope.analysis.runners.cds import PowerLawFit  # the CDS module's fit plugs in as it is
     same = cds_scaling_chart(df, PowerLawFit(10.0, 0.5, 0.05, 0.4, 0.6, 1.0, 2))
     assert kind(datasets(same), "fit") == fit and same.title == chart.title
 

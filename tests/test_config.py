@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from grokscope.config import PRESETS, RunConfig, from_preset
+from grokscope.config.presets import PRESETS, from_preset
+from grokscope.config.run import RunConfig
 from grokscope.errors import ConfigError
 
 

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from grokscope.config import ConfigError, from_preset
-from grokscope.datasets import build, resolve
-from grokscope.textdata import CLS_ID, PAD_ID
+from grokscope.config.presets import from_preset
+from grokscope.data.build import build, resolve
+from grokscope.data.text import CLS_ID, PAD_ID
+from grokscope.errors import ConfigError
 
 
 def test_task_presets_and_hierarchy_defaults():

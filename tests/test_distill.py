@@ -11,10 +11,12 @@ from typer.testing import CliRunner
 
 from grokscope import RunStore
 from grokscope.cli.main import app
-from grokscope.config import RunConfig, from_preset
+from grokscope.config.presets import from_preset
+from grokscope.config.run import RunConfig
+from grokscope.data.modular import build_task, encode, vocabulary
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.report import build_chart, load_runs
-from grokscope.tasks import build_task, encode, vocabulary
+from grokscope.report.builders import load_runs
+from grokscope.report.page import build_chart
 from grokscope.trainers import train
 from grokscope.trainers.distill import distill, distill_config, forgetting_summary, load_teacher
 from grokscope.trainers.losses import kd_loss, kl_divergence, loss_fn

@@ -7,9 +7,11 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
+from grokscope.analysis.runners.dynamics import DynamicsOptions, layer_norms, layer_of, run_dynamics
 from grokscope.cli.main import app
-from grokscope.dynamics import DynamicsOptions, layer_norms, layer_of, run_dynamics
-from grokscope.store import ParamSpec, RunStore, RunWriter
+from grokscope.store.layout import ParamSpec
+from grokscope.store.reader import RunStore
+from grokscope.store.writer import RunWriter
 
 GAMMA, W0, MEM, GEN, STEPS = 2e-3, 50.0, 100, 600, 1000
 
@@ -82,7 +84,7 @@ def test_a_live_run_is_read_but_not_written(tmp_path):
 def test_a_mini_batched_run_s_loss_spectrum_runs_over_steps_not_evaluations(store_kinds):
     """train_loss of a mini-batched run is logged at evaluations (every 10 steps here); the spectrum uses the
     per-step batch loss, so its window counts steps; a sparse import gets none."""
-    from grokscope.dynamics import DynamicsOptions, run_dynamics
+    from grokscope.analysis.runners.dynamics import DynamicsOptions, run_dynamics
 
     store = RunStore(store_kinds["mini_batched"])
     summary, _ = run_dynamics(store, DynamicsOptions())

@@ -117,7 +117,7 @@ def test_a_run_that_cannot_be_measured_fails_alone_and_gets_an_error_row_among_o
 def test_analysis_is_saved_into_a_diverged_store(store_kinds, tmp_path):
     import shutil
 
-    from grokscope.store import RunStore
+    from grokscope.store.reader import RunStore
 
     store = shutil.copytree(store_kinds["diverged"], tmp_path / "diverged.zarr")
     result = runner.invoke(app, ["fourier", str(store), "--json", "--weights-only"])

@@ -1,4 +1,4 @@
-"""Known-answer tests for grokscope.fourier (Nanda et al.'s progress measures, any p)."""
+"""Known-answer tests for grokscope.analysis.measures.fourier (Nanda et al.'s progress measures, any p)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from grokscope.fourier import (
+from grokscope.analysis.measures.fourier import (
     cross_entropy,
     embedding_spectrum,
     fourier_basis,

@@ -6,11 +6,20 @@ import json
 import numpy as np
 import pytest
 
-from grokscope.errors import ConfigError
-from grokscope.hierarchy import (
-    DEFAULT_NOISE_STD, HIERARCHIES, N_PAIRS, PAIR_DIM, build_hierarchy, code_means, downsampled, hamming,
-    imbalance_counts, pair_means, subclass_codes,
+from grokscope.data.hierarchy import (
+    DEFAULT_NOISE_STD,
+    HIERARCHIES,
+    N_PAIRS,
+    PAIR_DIM,
+    build_hierarchy,
+    code_means,
+    downsampled,
+    hamming,
+    imbalance_counts,
+    pair_means,
+    subclass_codes,
 )
+from grokscope.errors import ConfigError
 
 SIGMA = DEFAULT_NOISE_STD
 

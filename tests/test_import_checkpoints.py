@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from grokscope.cli.main import app
 from grokscope.importers import SourceError, read_source, write_source
-from grokscope.store import RunStore, open_checkpoints
+from grokscope.store.reader import RunStore, open_checkpoints
 from grokscope.trainers.checkpoints import read_torch
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from grokscope.cli.main import app
-from grokscope.store import RunStore
+from grokscope.store.reader import RunStore
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from grokscope.cli.main import app
 from grokscope.importers import SourceError, read_source, write_source
 from grokscope.importers.mlflow import parse_metric_lines
-from grokscope.store import RunStore
+from grokscope.store.reader import RunStore
 
 RUN = "0123456789abcdef0123456789abcdef"
 GONE = "fedcba9876543210fedcba9876543210"

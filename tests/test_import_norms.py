@@ -10,7 +10,7 @@ from grokscope.cli.main import app
 from grokscope.errors import ConfigError
 from grokscope.importers import parse_maps
 from grokscope.importers.norm_fields import classify_norm
-from grokscope.store import RunStore
+from grokscope.store.reader import RunStore
 
 runner = CliRunner()
 A = [3.0, 6.0, 5.0, 8.0, 20.0]  # with B, (A, B) are Pythagorean pairs: L2 = 5, 10, 13, 17, 29

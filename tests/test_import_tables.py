@@ -15,7 +15,7 @@ from grokscope.importers.base import Source
 from grokscope.importers.mapping import classify, map_fields
 from grokscope.importers.tables import decode, parse_delimited, parse_jsonl, runs_from_table
 from grokscope.importers.write import prepare_source
-from grokscope.store import RunStore
+from grokscope.store.reader import RunStore
 
 NAN = float("nan")
 

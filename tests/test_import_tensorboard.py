@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from grokscope.cli.main import app
 from grokscope.importers import SourceError, read_source, write_source
 from grokscope.importers.tensorboard import read_event_file
-from grokscope.store import RunStore
+from grokscope.store.reader import RunStore
 
 pytest.importorskip("tensorboard")
 SummaryWriter = pytest.importorskip("torch.utils.tensorboard").SummaryWriter

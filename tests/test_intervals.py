@@ -1,4 +1,4 @@
-"""Known-answer tests for grokscope.intervals (Carvalho et al., Definition 3.1, operational rule)."""
+"""Known-answer tests for grokscope.analysis.measures.intervals (Carvalho et al., Definition 3.1, operational rule)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from grokscope.intervals import GrokkingIntervals, IntervalRule, grokking_intervals
+from grokscope.analysis.measures.intervals import GrokkingIntervals, IntervalRule, grokking_intervals
 
 STEPS = np.arange(10_001.0)  # spaced 1 apart, so the rule's answers are exact steps
 

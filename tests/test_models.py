@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 import torch
 
-from grokscope.config import from_preset
-from grokscope.tasks import build_task, resolve
+from grokscope.config.presets import from_preset
+from grokscope.data.modular import build_task, resolve
 from grokscope.trainers.models import build_model, count_params
 
 

@@ -1,11 +1,16 @@
-"""Known-answer tests for grokscope.norms (seed 002 eqs. 6-7, weight histograms)."""
+"""Known-answer tests for grokscope.analysis.measures.norms (seed 002 eqs. 6-7, weight histograms)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from grokscope.norms import DecayFit, fit_exponential_decay, predicted_generalization_step, weight_histograms
+from grokscope.analysis.measures.norms import (
+    DecayFit,
+    fit_exponential_decay,
+    predicted_generalization_step,
+    weight_histograms,
+)
 
 STEPS = np.arange(0.0, 6000.0)
 W0, GAMMA, START, STOP = 37.5, 2.5e-4, 500.0, 5000.0

@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
+from grokscope.analysis.measures.onset import (
+    Criteria,
+    first_step,
+    generalization_step,
+    grokking_delay,
+    memorization_step,
+)
 from grokscope.errors import ConfigError
-from grokscope.onset import Criteria, first_step, generalization_step, grokking_delay, memorization_step
 
 STEPS = np.arange(0, 1000)
 TRAIN = np.clip(STEPS / 100, 0, 1)  # reaches 1.0 at step 100

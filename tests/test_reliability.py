@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from grokscope import RunStore, analyze, open_checkpoints, open_run
 from grokscope.cli.main import app
-from grokscope.config import from_preset
-from grokscope.store import RunWriter
+from grokscope.config.presets import from_preset
+from grokscope.store.writer import RunWriter
 from grokscope.trainers import train
 
 # A run long enough to be killed mid-way: mini-batches (the batch order must survive a resume), frequent

@@ -22,8 +22,11 @@ from typer.testing import CliRunner
 from grokscope.charts import accuracy_chart, landscape_chart
 from grokscope.cli.main import app
 from grokscope.errors import GrokscopeError
-from grokscope.report import CHARTS, html_page, load_runs, report_html, save_chart
-from grokscope.store import ParamSpec, RunWriter
+from grokscope.report.builders import CHARTS, load_runs
+from grokscope.report.export import save_chart
+from grokscope.report.page import html_page, report_html
+from grokscope.store.layout import ParamSpec
+from grokscope.store.writer import RunWriter
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,4 +1,4 @@
-"""Known-answer tests for grokscope.smoothing (TensorBoard EMA, NaN-aware Gaussian, dispatcher)."""
+"""Known-answer tests for grokscope.analysis.measures.smoothing (TensorBoard EMA, NaN-aware Gaussian, dispatcher)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.ndimage import gaussian_filter1d, uniform_filter1d
 
-from grokscope.smoothing import ema, gaussian, smooth
+from grokscope.analysis.measures.smoothing import ema, gaussian, smooth
 
 NAN = float("nan")
 

@@ -7,11 +7,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from grokscope.analysis.runners.spectra import FourierOptions, weight_measures
 from grokscope.cli.main import app
-from grokscope.config import RunConfig
+from grokscope.config.run import RunConfig
 from grokscope.errors import GrokscopeError
-from grokscope.spectra import FourierOptions, weight_measures
-from grokscope.store import ParamSpec, RunStore, RunWriter
+from grokscope.store.layout import ParamSpec
+from grokscope.store.reader import RunStore
+from grokscope.store.writer import RunWriter
 from grokscope.trainers import train
 
 P, D = 31, 12
@@ -74,7 +76,7 @@ def trained(tmp_path_factory):
 
 
 def test_a_rebuilt_checkpoint_reproduces_the_logged_train_loss(trained):
-    from grokscope.tasks import build_task
+    from grokscope.data.modular import build_task
     from grokscope.trainers.losses import cross_entropy
     from grokscope.trainers.probe import load_model
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from grokscope.analysis.measures.onset import Criteria
+from grokscope.analysis.measures.stability import StabilityRule, spike_episodes, stability, sustained_step
+from grokscope.analysis.runners.summary import summarize_run
 from grokscope.cli.main import app
 from grokscope.errors import ConfigError
-from grokscope.onset import Criteria
-from grokscope.stability import StabilityRule, spike_episodes, stability, sustained_step
-from grokscope.store import RunStore, RunWriter
-from grokscope.summary import summarize_run
+from grokscope.store.reader import RunStore
+from grokscope.store.writer import RunWriter
 
 NAN = np.nan
 STEPS = np.arange(20) * 100  # 20 evaluations, 100 steps apart

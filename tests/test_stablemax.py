@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from grokscope import RunStore
-from grokscope.config import RunConfig, from_preset
+from grokscope.config.presets import from_preset
+from grokscope.config.run import RunConfig
+from grokscope.data.modular import build_task
 from grokscope.errors import ConfigError
-from grokscope.tasks import build_task
 from grokscope.trainers import train
 from grokscope.trainers.losses import loss_fn, stablemax, stablemax_cross_entropy, stablemax_log_scale
 from grokscope.trainers.probe import load_model

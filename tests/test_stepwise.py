@@ -4,9 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from grokscope.analysis.runners.stepwise import (
+    ACC_THRESHOLDS,
+    RunCurves,
+    first_crossings,
+    generalization_steps,
+    loss_thresholds,
+    peak_size,
+    prepare_curve,
+    summarize_stepwise,
+    tabulate_runs,
+)
 from grokscope.errors import GrokscopeError
-from grokscope.stepwise import (ACC_THRESHOLDS, RunCurves, first_crossings, generalization_steps,
-                                loss_thresholds, peak_size, prepare_curve, summarize_stepwise, tabulate_runs)
 
 
 def ramp(n_steps, start, final=1.0):

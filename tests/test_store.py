@@ -8,8 +8,10 @@ import xarray as xr
 import zarr
 
 from grokscope.errors import StoreError
-from grokscope.store import ParamSpec, RunStore, RunWriter, open_checkpoints, open_run
-from grokscope.runs import find_runs, run_labels
+from grokscope.store.layout import ParamSpec
+from grokscope.store.reader import RunStore, open_checkpoints, open_run
+from grokscope.store.runs import find_runs, run_labels
+from grokscope.store.writer import RunWriter
 
 
 def make_writer(path, n_steps=10, ckpt_steps=(0, 5, 9)):

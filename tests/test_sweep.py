@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from grokscope import RunStore, from_preset
-from grokscope.config import RunConfig
 from grokscope.cli.main import app
+from grokscope.config.run import RunConfig
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.sweep import group_key, parse_values, plan_sweep, run_id
+from grokscope.sweeps.grid import group_key, parse_values, plan_sweep, run_id
 from grokscope.trainers import train
 from grokscope.trainers.batched import train_batched
 

@@ -8,13 +8,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from grokscope.analysis.runners.summary import analyze
 from grokscope.cli.main import app
-from grokscope.config import from_preset
-from grokscope.datasets import resolve
+from grokscope.config.presets import from_preset
+from grokscope.data.build import resolve
 from grokscope.errors import GrokscopeError
-from grokscope.report import build_chart, load_runs, report_html
-from grokscope.store import RunStore
-from grokscope.summary import analyze
+from grokscope.report.builders import load_runs
+from grokscope.report.page import build_chart, report_html
+from grokscope.store.reader import RunStore
 from grokscope.trainers import train
 from grokscope.trainers.batched import train_batched
 from grokscope.trainers.data import load_task

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from grokscope.config import RunConfig, from_preset
+from grokscope.config.presets import from_preset
+from grokscope.config.run import RunConfig
+from grokscope.data.modular import build_task, encode, modular_pairs, nested_subset, resolve, split_pool, vocabulary
 from grokscope.errors import ConfigError
-from grokscope.tasks import build_task, encode, modular_pairs, nested_subset, resolve, split_pool, vocabulary
 
 
 def test_zhu_split_matches_seed_002_table_1():

@@ -12,9 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from grokscope.data.text import (
+    CLS_ID,
+    PAD_ID,
+    SEP_ID,
+    UNK_ID,
+    TextTable,
+    build_tokenizer,
+    encode_texts,
+    read_text_table,
+)
 from grokscope.errors import ConfigError
-from grokscope.textdata import (CLS_ID, PAD_ID, SEP_ID, UNK_ID, TextTable, build_tokenizer, encode_texts,
-                                read_text_table)
 
 POSITIVE = "great wonderful superb moving brilliant charming".split()
 NEGATIVE = "awful boring terrible dull clumsy tedious".split()
@@ -333,7 +341,7 @@ class Finder:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] == "torch": return importlib.machinery.ModuleSpec(name, Blocked())
 sys.meta_path.insert(0, Finder())
-from grokscope import textdata
+from grokscope.data import text as textdata
 t = textdata.read_text_table({path!r})
 textdata.encode_texts(textdata.build_tokenizer(t.texts, 100), t.texts, 16)
 assert "torch" not in sys.modules
@@ -344,6 +352,6 @@ print(json.dumps(textdata.build_tokenizer(t.texts, 300).get_vocab()))
 
 
 def test_docstring_examples_run():
-    from grokscope import textdata
+    from grokscope.data import text as textdata
 
     assert doctest.testmod(textdata, raise_on_error=False).failed == 0

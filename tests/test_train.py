@@ -70,7 +70,7 @@ def test_mini_batched_train_metrics_are_over_the_whole_training_set(tmp_path):
     training loss; each step's batch values are batch_loss/batch_acc."""
     import torch
 
-    from grokscope.config import RunConfig
+    from grokscope.config.run import RunConfig
     from grokscope.trainers.data import load_task
     from grokscope.trainers.losses import loss_fn
     from grokscope.trainers.probe import load_model

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from grokscope.config import RunConfig
+from grokscope.config.run import RunConfig
+from grokscope.data.build import mini_batched, resolve
 from grokscope.errors import ConfigError
-from grokscope.sweep import MEMBER_FIELDS, group_key
-from grokscope.datasets import mini_batched, resolve
+from grokscope.sweeps.grid import MEMBER_FIELDS, group_key
 from grokscope.trainers.data import load_task
 from grokscope.trainers.evaluate import test_metrics, train_set_metrics
 from grokscope.trainers.functional import answer_logits
@@ -79,7 +79,7 @@ class StackedAdam:
 
 def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
                   on_flush: OnFlush | None = None) -> list[Path]:
-    """Train ``cfgs`` (one group: equal :func:`grokscope.sweep.group_key`) together; one store per run.
+    """Train ``cfgs`` (one group: equal :func:`grokscope.sweeps.grid.group_key`) together; one store per run.
 
     Raises :class:`ConfigError` for an empty or mixed group, or an optimizer it cannot stack (SGD runs
     train one by one).

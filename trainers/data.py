@@ -1,6 +1,6 @@
 """A task's examples as device tensors: what the training loops consume.
 
-The task itself (sizes, split, subset, the store's description) is :func:`grokscope.datasets.build`, pure
+The task itself (sizes, split, subset, the store's description) is :func:`grokscope.data.build.build`, pure
 numpy; this module only moves it to the device and sizes evaluation chunks.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from grokscope.config import RunConfig
-from grokscope.datasets import TaskData, build
+from grokscope.config.run import RunConfig
+from grokscope.data.build import TaskData, build
 
 EVAL_BUDGET = 2 ** 27  # elements of the largest activation (attention scores or MLP hidden) per eval chunk
 

@@ -36,16 +36,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from grokscope.config import PRESETS, RunConfig, from_preset
+from grokscope.config.presets import PRESETS, from_preset
+from grokscope.config.run import RunConfig
+from grokscope.data.build import mini_batched
+from grokscope.data.modular import OPERATOR_POSITION, SEQ_LEN, build_task, resolve, vocabulary
 from grokscope.errors import ConfigError, StoreError
-from grokscope.datasets import mini_batched
-from grokscope.store import RunStore
-from grokscope.tasks import OPERATOR_POSITION, SEQ_LEN, build_task, resolve, vocabulary
+from grokscope.store.reader import RunStore
 from grokscope.trainers.data import load_task
+from grokscope.trainers.evaluate import logits_in_chunks
 from grokscope.trainers.losses import accuracy, cross_entropy, kd_loss, loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.probe import load_model
-from grokscope.trainers.evaluate import logits_in_chunks
 from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
 from grokscope.trainers.train import make_optimizer, resolve_device
 

@@ -19,10 +19,10 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from grokscope.config import RunConfig
+from grokscope.config.run import RunConfig
 
 Params = Mapping[str, torch.Tensor]
-PAD_ID = 0  # padding token of text inputs (grokscope.textdata's vocabulary convention)
+PAD_ID = 0  # padding token of text inputs (grokscope.data.text's vocabulary convention)
 SMALL_T = 16  # causal sequences up to this long use broadcast attention (≈3× faster than SDPA on CPU at T = 3)
 
 ACTIVATIONS = {

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from grokscope.config import RunConfig
+from grokscope.config.run import RunConfig
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 

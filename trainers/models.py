@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from grokscope.config import RunConfig
+from grokscope.config.run import RunConfig
 from grokscope.trainers.functional import answer_logits, transformer_logits
 
 _BLOCK_DIMS = {

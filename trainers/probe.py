@@ -1,7 +1,7 @@
 """Run a stored model again: rebuild it from a run store's config and checkpoints, and probe it.
 
-Gives :mod:`grokscope.spectra` the measures that need the model itself (Nanda et al.): each MLP neuron's key
-frequency from its activations over all p² inputs, and the restricted / excluded loss over checkpoints.
+Gives :mod:`grokscope.analysis.runners.spectra` the measures that need the model itself (Nanda et al.): each
+MLP neuron's key frequency from its activations over all p² inputs, and the restricted / excluded loss over checkpoints.
 Defined for ``a + b mod p`` runs trained by grokscope (the Fourier algorithm is about a + b).
 """
 
@@ -12,14 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from grokscope.config import RunConfig
+from grokscope.analysis.measures.fourier import (
+    cross_entropy,
+    key_frequencies_from_neurons,
+    neuron_key_frequencies,
+    restricted_and_excluded_logits,
+)
+from grokscope.config.run import RunConfig
+from grokscope.data.modular import build_task
 from grokscope.errors import GrokscopeError
-from grokscope.fourier import (cross_entropy, key_frequencies_from_neurons, neuron_key_frequencies,
-                               restricted_and_excluded_logits)
-from grokscope.store import RunStore
-from grokscope.tasks import build_task
+from grokscope.store.reader import RunStore
 from grokscope.trainers.models import build_model
-
 
 CKPT_BLOCK = 32  # checkpoints read together (one shard of each parameter array)
 

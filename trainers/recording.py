@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 import grokscope
-from grokscope.config import RunConfig
-from grokscope.resume import ResumeSlots
-from grokscope.store import ParamSpec, RunWriter, run_writes
-from grokscope.datasets import TaskData
+from grokscope.config.run import RunConfig
+from grokscope.data.build import TaskData
+from grokscope.store.layout import ParamSpec
+from grokscope.store.resume import ResumeSlots
+from grokscope.store.writer import RunWriter, run_writes
 
 SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # per-step metric columns
 # Mini-batched runs only: each step's batch loss and accuracy (train_* there are whole-training-set values,

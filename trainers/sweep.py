@@ -18,16 +18,17 @@ from typing import Any
 
 import torch
 
-from grokscope.config import RunConfig
-from grokscope.store import FINISHED, RunStore
-from grokscope.runs import is_run_store
-from grokscope.sweep import Sweep, groups
+from grokscope.config.run import RunConfig
+from grokscope.store.layout import FINISHED
+from grokscope.store.reader import RunStore
+from grokscope.store.runs import is_run_store
+from grokscope.sweeps.grid import Sweep, groups
 
 
 def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | None = None) -> list[dict[str, Any]]:
     """Train one group of runs (a worker task).  Returns one ``{store, status[, error]}`` per run.
 
-    Finished stores (:data:`~grokscope.store.FINISHED`: complete or diverged) are kept; stores left
+    Finished stores (:data:`~grokscope.store.layout.FINISHED`: complete or diverged) are kept; stores left
     incomplete by a stopped sweep are removed and trained again.  Each run's status is read from its own
     store afterwards, so a failure (of the stacked group, or of one run trained alone) marks only the runs it
     left unfinished as failed.

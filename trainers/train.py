@@ -15,17 +15,18 @@ from pathlib import Path
 
 import torch
 
-from grokscope.config import RunConfig
+from grokscope.config.run import RunConfig
+from grokscope.data.build import mini_batched, resolve
 from grokscope.errors import ConfigError, StoreError
-from grokscope.resume import load_resume_state
-from grokscope.store import RunWriter
-from grokscope.datasets import mini_batched, resolve
+from grokscope.store.resume import load_resume_state
+from grokscope.store.writer import RunWriter
 from grokscope.trainers.data import load_task
 from grokscope.trainers.evaluate import test_metrics, train_set_metrics
 from grokscope.trainers.losses import accuracy, loss_fn, test_loss_fn
 from grokscope.trainers.models import build_model
 from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
-from grokscope.trainers.resume import capture, restore
+from grokscope.trainers.state import capture, restore
+
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else must exist on this machine.
@@ -75,7 +76,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
     bit); a store that holds no resume state (stopped before its first flush, or trained in a batched group)
     is trained again from step 0 into the same store.  ``on_flush(step, latest)`` is called after every block
     write with the newest logged values (the CLI's progress bar).  Validation errors
-    (:class:`~grokscope.config.ConfigError`) happen before anything is written.
+    (:class:`~grokscope.errors.ConfigError`) happen before anything is written.
 
     Mini-batched runs log ``train_loss``/``train_acc`` over the whole training set at evaluation steps (NaN
     between) and each step's batch values as ``batch_loss``/``batch_acc``.  A non-finite training loss (the
@@ -84,7 +85,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
 
     Examples
     --------
-    >>> from grokscope.config import from_preset
+    >>> from grokscope.config.run import from_preset
     >>> train(from_preset("demo", steps=200), "runs/tiny.zarr")  # doctest: +SKIP
     """
     start, state = 0, None

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from grokscope.importers.base import RawRun, SourceError, Source, check_steps
+from grokscope.importers.base import RawRun, Source, SourceError, check_steps
 from grokscope.importers.mapping import find_step_field
 from grokscope.importers.sidecar import sidecar_configs
 

@@ -30,7 +30,8 @@ from grokscope.importers.mapping import METRICS, map_fields, rescale_percent
 from grokscope.importers.norm_fields import COORDS, PER_PARAM, map_norm_fields, split_key
 from grokscope.importers.params import param_layout, safe_param_names, weight_norm
 from grokscope.importers.sidecar import json_safe, with_aliases
-from grokscope.store import ParamSpec, RunWriter, build_folder, remove_stale_builds
+from grokscope.store.layout import ParamSpec
+from grokscope.store.writer import RunWriter, build_folder, remove_stale_builds
 
 
 @dataclass(frozen=True)

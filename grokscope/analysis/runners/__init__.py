@@ -1,0 +1,1 @@
+"""Runners: read run stores and sweeps, apply the measures, return tidy rows and Datasets."""

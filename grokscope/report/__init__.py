@@ -1,0 +1,1 @@
+"""The one-page HTML report of runs and sweeps, and chart export."""
