@@ -8,7 +8,6 @@ never drift apart.  Unset options leave the preset's value.
 
 import dataclasses
 import inspect
-import re
 import sys
 import types
 import typing
@@ -26,9 +25,8 @@ _SKIP = {"preset"}  # not a flag of its own
 
 
 def field_help() -> dict[str, str]:
-    """Each RunConfig field's trailing ``# comment`` in its source: the single place options are explained."""
-    source = inspect.getsource(RunConfig)
-    return {m[1]: m[2].strip() for m in re.finditer(r"^\s{4}(\w+): [^#\n]*#\s*(.*)$", source, re.M)}
+    """Each RunConfig field's ``help`` metadata: the single place options are explained."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(RunConfig)}
 
 
 def _base_type(annotation: Any) -> type:

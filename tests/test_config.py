@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from grokscope.config.presets import PRESETS, from_preset
-from grokscope.config.run import RunConfig
+from grokscope.config.run import ROLES, RunConfig, field_names
 from grokscope.errors import ConfigError
 
 
@@ -56,3 +56,60 @@ def test_checkpoint_schedule_is_log_spaced_early_then_regular():
     early = steps[(steps > 0) & (steps < 100)]
     assert 4 <= len(early) <= 8 and early[0] == 1
     assert dataclasses.replace(cfg, ckpt_early=0).checkpoint_steps().tolist() == list(range(0, 1001, 100))
+
+
+# --- field roles: declared once on the fields, read by every consumer ---------------------------------------
+
+def test_field_roles_give_the_key_sets_the_consumers_kept_by_hand_before():
+    """Known answers: the lists that sweeps, the step-wise analysis and analyze kept (until field metadata)."""
+    from grokscope.analysis.runners.stepwise import IGNORED_KEYS, MODEL_KEYS, SIZE_KEYS, TASK_KEYS
+    from grokscope.analysis.runners.summary import CONFIG_KEYS, MODULAR_KEYS
+    from grokscope.sweeps.grid import MEMBER_FIELDS
+
+    assert set(MEMBER_FIELDS) == {"seed", "n_train", "frac", "downsample_frac", "lr", "weight_decay", "alpha",
+                                  "init_std", "beta1", "beta2"}
+    assert set(TASK_KEYS) == {"task", "op", "p", "input_format", "train_ratio", "split_seed", "noise_std", "n_test",
+                              "data", "test_data", "text_col", "label_col", "max_len", "vocab_size"}
+    assert SIZE_KEYS == ("n_train", "frac")
+    assert MODEL_KEYS == ("model", "n_layers", "d_model", "n_heads", "d_mlp", "act", "norm", "tied", "n_ctx",
+                          "n_tokens")
+    assert set(IGNORED_KEYS) == {"seed", "device", "preset", "ckpt_every", "ckpt_early", "eval_every"}
+    assert set(CONFIG_KEYS) == {"task", "op", "p", "input_format", "model", "n_layers", "d_model", "n_train",
+                                "frac", "downsample_frac", "weight_decay", "alpha", "lr", "seed"}
+    assert MODULAR_KEYS == ("op", "p", "input_format")
+
+
+def test_every_field_declares_a_known_role_and_its_help():
+    for f in dataclasses.fields(RunConfig):
+        assert f.metadata["role"] in ROLES, f.name
+        assert f.metadata["help"], f"{f.name} has no help text (the CLI option's help)"
+    assert set(field_names()) == {f.name for f in dataclasses.fields(RunConfig)}
+    assert sum(len(field_names(role)) for role in ROLES) == len(field_names())
+
+
+META = {f.name: f.metadata for f in dataclasses.fields(RunConfig)}
+
+
+def _context(name: str) -> dict:
+    """Values that make a task-specific field legal: its first task and that task's required fields."""
+    task = (META[name]["tasks"] or ("modular",))[0]
+    return {"task": task, **({"data": "x.csv"} if task == "text" else {}),
+            **({"model": "transformer"} if name == "n_tokens" else {})}
+
+
+@pytest.mark.parametrize("name", field_names(positive=True))
+def test_positive_fields_refuse_zero_and_below(name):
+    with pytest.raises(ConfigError, match=f"{name} must be positive"):
+        RunConfig(**{**_context(name), name: 0})
+
+
+# unset by default and meaningful for some tasks only (moduli is refused earlier, by its own input-format rule)
+TASK_OWN = [n for n in field_names() if META[n]["tasks"] and getattr(RunConfig, n) is None and n != "moduli"]
+
+
+@pytest.mark.parametrize("name", TASK_OWN)
+def test_task_specific_fields_are_refused_on_other_tasks(name):
+    value = "x.csv" if name in field_names(tasks=("text",)) and name not in ("max_len", "vocab_size") else 1
+    other = "modular" if "modular" not in META[name]["tasks"] else "digits"
+    with pytest.raises(ConfigError, match=f"{name} applies to --task"):
+        RunConfig(task=other, **{name: value})

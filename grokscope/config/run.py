@@ -40,73 +40,150 @@ def is_prime(n: int) -> bool:
     return all(n % d for d in range(2, math.isqrt(n) + 1))
 
 
+# --- field roles ----------------------------------------------------------------------------------------
+# Every field declares what it is to the rest of grokscope (its metadata), so no module keeps a list of
+# config keys that must track this class: sweeps stack runs that differ only in ``member`` fields, the
+# step-wise analysis groups runs by role, analyze copies the ``column`` fields into its rows, a distilled
+# student's continual setup shares its teacher's MODEL fields.
+TASK = "task"  # which examples and which test set: runs of one study agree on these
+DATA = "data"  # how the training examples are drawn or encoded, beyond their number (subclass shares, moduli)
+SIZE = "size"  # how many training examples: the data-size axis of a CDS study
+MODEL = "model"  # the architecture
+TRAINING = "training"  # initialisation, optimisation, loss and schedule
+SEED = "seed"  # the run's seed (data subset, initialisation, batch order)
+RECORDING = "recording"  # what is recorded and where the run executes: no effect on the trajectory
+DISTILL = "distill"  # knowledge distillation (seed 000): teachers and the loss term
+ROLES = (TASK, DATA, SIZE, MODEL, TRAINING, SEED, RECORDING, DISTILL)
+MODULAR, TEXT = ("modular",), ("text",)
+
+
+def spec(default: Any, role: str, *, help: str = "", tasks: tuple[str, ...] = (), member: bool = False,
+         column: bool = False, positive: bool = False, compare: bool = True) -> Any:
+    """A RunConfig field and its metadata.
+
+    ``help``: the field's one-line explanation (the CLI's option help); ``tasks``: the only tasks the field
+    means something for (a ``None``-default field must stay unset for the others; analyze shows None
+    there); ``member``: may differ between runs trained together as one stacked model; ``column``: copied
+    into every row ``grokscope analyze`` prints; ``positive``: must be > 0 when set.
+    """
+    assert role in ROLES, role
+    return field(default=default, compare=compare, metadata={
+        "role": role, "help": help, "tasks": tasks, "member": member, "column": column, "positive": positive})
+
+
+def field_names(role: str | None = None, **flags: Any) -> tuple[str, ...]:
+    """RunConfig's fields, in declaration order, with this ``role`` and these metadata values.
+
+    Examples
+    --------
+    >>> field_names(SIZE)
+    ('n_train', 'frac')
+    >>> field_names(tasks=TEXT)[:2]
+    ('data', 'test_data')
+    """
+    return tuple(f.name for f in fields(RunConfig)
+                 if (role is None or f.metadata["role"] == role)
+                 and all(f.metadata[key] == value for key, value in flags.items()))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that defines one training run.  Defaults are seed 002's (Zhu et al.) modular setup."""
 
     # --- task -----------------------------------------------------------------------------------------
-    task: str = "modular"  # modular (seeds 002/000), equidistant/equivariant (seed 001), text (local files), digits
-    op: str = "+"  # a ∘ b mod p, ∘ in + - * / (÷ multiplies by the modular inverse, b ≠ 0)
-    p: int = 113  # the modulus; must be prime for ÷
-    input_format: str = "zhu"  # zhu: `a + b % p =` (answer at `=`); nanda: `a b =`; singh: `a b @ P` (answer at P)
-    moduli: str | None = None  # singh: the study's moduli sharing one vocabulary, e.g. "113,107" (None: p alone)
-    train_ratio: float = 0.75  # share of all pairs in the train pool; the rest is the fixed test set
-    split_seed: int = 0  # seeds the pool/test split, shared by every run of a study
-    n_train: int | None = None  # training examples drawn from the pool (None: from frac)
-    frac: float | None = None  # share of the pool to train on, in (0, 1] (None with n_train None: 1.0)
+    task: str = spec("modular", TASK, column=True,
+                     help="modular (seeds 002/000), equidistant/equivariant (seed 001), text (local files), digits")
+    op: str = spec("+", TASK, tasks=MODULAR, column=True,
+                   help="a ∘ b mod p, ∘ in + - * / (÷ multiplies by the modular inverse, b ≠ 0)")
+    p: int = spec(113, TASK, tasks=MODULAR, column=True, help="the modulus; must be prime for ÷")
+    input_format: str = spec("zhu", TASK, tasks=MODULAR, column=True,
+                             help="zhu: `a + b % p =` (answer at `=`); nanda: `a b =`; singh: `a b @ P` (answer at P)")
+    moduli: str | None = spec(None, DATA, tasks=MODULAR,
+                              help="singh: the study's moduli sharing one vocabulary, e.g. 113,107 (None: p alone)")
+    train_ratio: float = spec(0.75, TASK, help="share of all pairs in the train pool; the rest is the fixed test set")
+    split_seed: int = spec(0, TASK, help="seeds the pool/test split, shared by every run of a study")
+    n_train: int | None = spec(None, SIZE, member=True, column=True, positive=True,
+                               help="training examples drawn from the pool (None: from frac)")
+    frac: float | None = spec(None, SIZE, member=True, column=True,
+                              help="share of the pool to train on, in (0, 1] (None with n_train None: 1.0)")
     # --- seed 001 class hierarchies (task equidistant / equivariant) -------------------------------------
-    downsample_frac: float | None = None  # f of eq. 1: down-sampled subclasses get f times the others (None: 1)
-    n_downsampled: int | None = None  # down-sampled subclasses per class, the last ones [NF] (None: 1)
-    noise_std: float | None = None  # std of the isotropic noise around each Gaussian mean [NF] (None: 0.25)
-    n_test: int | None = None  # size of the balanced test set (None: 10,000)
+    downsample_frac: float | None = spec(None, DATA, tasks=HIERARCHY_TASKS, member=True, column=True,
+                                         help="f of eq. 1: down-sampled subclasses get f times the others (None: 1)")
+    n_downsampled: int | None = spec(None, DATA, tasks=HIERARCHY_TASKS,
+                                     help="down-sampled subclasses per class, the last ones [NF] (None: 1)")
+    noise_std: float | None = spec(None, TASK, tasks=HIERARCHY_TASKS, positive=True,
+                                   help="std of the isotropic noise around each Gaussian mean [NF] (None: 0.25)")
+    n_test: int | None = spec(None, TASK, tasks=HIERARCHY_TASKS, positive=True,
+                              help="size of the balanced test set (None: 10,000)")
     # --- text classification (task text) ----------------------------------------------------------------
-    data: str | None = None  # CSV/TSV/JSONL/Parquet file with a text and a label column, or hf:NAME[:SPLIT]
-    test_data: str | None = None  # the test file (None: split data by train_ratio with split_seed)
-    text_col: str | None = None  # text column name or position (None: detect text/review/content …)
-    label_col: str | None = None  # label column name or position (None: detect label/sentiment/stars …)
-    max_len: int | None = None  # tokens per text, [CLS] included; longer texts are truncated (None: 256)
-    vocab_size: int | None = None  # WordPiece vocabulary learned from the training pool's texts (None: 30522)
+    data: str | None = spec(None, TASK, tasks=TEXT,
+                            help="CSV/TSV/JSONL/Parquet file with a text and a label column, or hf:NAME[:SPLIT]")
+    test_data: str | None = spec(None, TASK, tasks=TEXT,
+                                 help="the test file (None: split data by train_ratio with split_seed)")
+    text_col: str | None = spec(None, TASK, tasks=TEXT,
+                                help="text column name or position (None: detect text/review/content …)")
+    label_col: str | None = spec(None, TASK, tasks=TEXT,
+                                 help="label column name or position (None: detect label/sentiment/stars …)")
+    max_len: int | None = spec(None, TASK, tasks=TEXT, positive=True,
+                               help="tokens per text, [CLS] included; longer texts are truncated (None: 256)")
+    vocab_size: int | None = spec(None, TASK, tasks=TEXT, positive=True,
+                                  help="WordPiece vocabulary learned from the training pool's texts (None: 30522)")
     # --- model ----------------------------------------------------------------------------------------
-    model: str = "transformer"  # modular: decoder on tokens, MLP on one-hot operands; others: encoder or MLP
-    n_layers: int = 1  # transformer blocks, or MLP hidden layers
-    d_model: int = 128  # residual width, or MLP hidden width
-    n_heads: int = 4
-    d_mlp: int | None = None  # transformer MLP width (None: 4 * d_model)
-    act: str = "gelu_tanh"  # gelu (exact erf), gelu_tanh (GPT-1's gelu_new), relu
-    norm: str = "post"  # LayerNorm placement: post (GPT-1), pre (GPT-2), none (Nanda)
-    tied: bool = True  # unembedding tied to the token embedding
-    n_ctx: int | None = None  # learned positions (None: the sequence length); GPT-1 config uses 128
-    n_tokens: int | None = None  # vector inputs to a transformer: split into this many tokens (None: 9, digits 8)
-    init: str = "normal"  # normal: N(0, init_std²) weights; default: torch's layer defaults (init_std unused)
-    init_std: float = 0.02  # N(0, std²) for weights, zeros for biases, ones for LayerNorm gains
-    alpha: float = 1.0  # every initial parameter multiplied by alpha (seed 002 eq. 2)
+    model: str = spec("transformer", MODEL, column=True,
+                      help="modular: decoder on tokens, MLP on one-hot operands; others: encoder or MLP")
+    n_layers: int = spec(1, MODEL, column=True, positive=True, help="transformer blocks, or MLP hidden layers")
+    d_model: int = spec(128, MODEL, column=True, positive=True, help="residual width, or MLP hidden width")
+    n_heads: int = spec(4, MODEL, positive=True, help="attention heads; d_model must be divisible by them")
+    d_mlp: int | None = spec(None, MODEL, positive=True, help="transformer MLP width (None: 4 * d_model)")
+    act: str = spec("gelu_tanh", MODEL, help="gelu (exact erf), gelu_tanh (GPT-1's gelu_new), relu")
+    norm: str = spec("post", MODEL, help="LayerNorm placement: post (GPT-1), pre (GPT-2), none (Nanda)")
+    tied: bool = spec(True, MODEL, help="unembedding tied to the token embedding")
+    n_ctx: int | None = spec(None, MODEL, positive=True,
+                             help="learned positions (None: the sequence length); GPT-1 config uses 128")
+    n_tokens: int | None = spec(None, MODEL, tasks=VECTOR_TASKS, positive=True,
+                                help="vector inputs to a transformer: split into this many tokens (None: 9, digits 8)")
+    init: str = spec("normal", TRAINING,
+                     help="normal: N(0, init_std²) weights; default: torch's layer defaults (init_std unused)")
+    init_std: float = spec(0.02, TRAINING, member=True, positive=True,
+                           help="N(0, std²) for weights, zeros for biases, ones for LayerNorm gains")
+    alpha: float = spec(1.0, TRAINING, member=True, column=True, positive=True,
+                        help="every initial parameter multiplied by alpha (seed 002 eq. 2)")
     # --- optimisation ---------------------------------------------------------------------------------
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.98
-    weight_decay: float = 1.0
-    momentum: float = 0.0  # SGD only
-    batch_size: int | None = None  # None: full batch (the papers' setting)
-    steps: int = 10_000  # optimiser updates; metrics are logged for steps 0..steps
-    eval_every: int = 1  # test-set evaluation cadence in steps (the papers evaluate every step)
-    loss: str = "ce"  # ce (softmax cross-entropy), stablemax (Prieto et al.; test loss ce), mse (one-hot, Omnigrok)
-    loss_dtype: str = "float64"  # float32 log-softmax underflows once train loss < ~1e-7
-    seed: int = 0  # data subset, initialisation and batch order
-    device: str = "auto"  # auto: cuda, then mps, then cpu
+    optimizer: str = spec("adamw", TRAINING, help="adamw (decoupled decay), adam (L2 decay) or sgd")
+    lr: float = spec(1e-3, TRAINING, member=True, column=True, positive=True, help="learning rate (constant)")
+    beta1: float = spec(0.9, TRAINING, member=True, help="Adam's β1")
+    beta2: float = spec(0.98, TRAINING, member=True, help="Adam's β2 (seed 002: 0.98)")
+    weight_decay: float = spec(1.0, TRAINING, member=True, column=True, help="weight decay λ")
+    momentum: float = spec(0.0, TRAINING, help="SGD only")
+    batch_size: int | None = spec(None, TRAINING, positive=True, help="None: full batch (the papers' setting)")
+    steps: int = spec(10_000, TRAINING, positive=True, help="optimiser updates; metrics are logged for steps 0..steps")
+    eval_every: int = spec(1, RECORDING, positive=True,
+                           help="test-set evaluation cadence in steps (the papers evaluate every step)")
+    loss: str = spec("ce", TRAINING,
+                     help="ce (softmax cross-entropy), stablemax (Prieto et al.; test loss ce), mse (one-hot, "
+                          "Omnigrok)")
+    loss_dtype: str = spec("float64", TRAINING, help="float32 log-softmax underflows once train loss < ~1e-7")
+    seed: int = spec(0, SEED, member=True, column=True, help="data subset, initialisation and batch order")
+    device: str = spec("auto", RECORDING, help="auto: cuda, then mps, then cpu")
     # --- checkpoints ----------------------------------------------------------------------------------
-    ckpt_every: int | None = None  # checkpoint every K steps (None: steps // 100, at least 1)
-    ckpt_early: int = 16  # extra log-spaced checkpoints in the first ckpt_every steps
-    on_divergence: str = "stop"  # a non-finite train loss: stop (status diverged) or continue logging
+    ckpt_every: int | None = spec(None, RECORDING, positive=True,
+                                  help="checkpoint every K steps (None: steps // 100, at least 1)")
+    ckpt_early: int = spec(16, RECORDING, help="extra log-spaced checkpoints in the first ckpt_every steps")
+    on_divergence: str = spec("stop", TRAINING,
+                              help="a non-finite train loss: stop (status diverged) or continue logging")
     # --- distillation (grokscope distill, seed 000) -------------------------------------------------------
-    kd_setup: str = "none"  # none (plain training), single (teacher → student), joint (two teachers), continual
-    teacher: str | None = None  # run store of the teacher (joint: the first task's, p1)
-    teacher2: str | None = None  # joint only: run store of the second task's teacher (p2, the student's own task)
-    teacher_ckpt: int = -1  # checkpoint index of the teachers' weights (-1: the last)
-    kd_alpha: float = 0.5  # L = (1 − α)·CE + α·KL(q_T ‖ q_S); 0: no distillation, 1: pure distillation
-    temperature: float = 1.0  # t in q = softmax(logits / t) (the KL is not rescaled by t²)
-    kd_position: str = "operator"  # where q_T, q_S are read: operator (the @ token, seed 000) or answer
-    preset: str | None = field(default=None, compare=False)  # the preset this config started from
+    kd_setup: str = spec("none", DISTILL,
+                         help="none (plain training), single (teacher → student), joint (two teachers), continual")
+    teacher: str | None = spec(None, DISTILL, help="run store of the teacher (joint: the first task's, p1)")
+    teacher2: str | None = spec(None, DISTILL,
+                                help="joint only: run store of the second task's teacher (p2, the student's own task)")
+    teacher_ckpt: int = spec(-1, DISTILL, help="checkpoint index of the teachers' weights (-1: the last)")
+    kd_alpha: float = spec(0.5, DISTILL,
+                           help="L = (1 − α)·CE + α·KL(q_T ‖ q_S); 0: no distillation, 1: pure distillation")
+    temperature: float = spec(1.0, DISTILL, help="t in q = softmax(logits / t) (the KL is not rescaled by t²)")
+    kd_position: str = spec("operator", DISTILL,
+                            help="where q_T, q_S are read: operator (the @ token, seed 000) or answer")
+    preset: str | None = spec(None, RECORDING, compare=False, help="the preset this config started from")
 
     def __post_init__(self) -> None:
         _choice("task", self.task, TASKS)
@@ -133,18 +210,14 @@ class RunConfig:
             raise ConfigError(f"n_train must be positive, got {self.n_train}")
         if self.seed < 0 or self.split_seed < 0:  # numpy's seed sequences take non-negative integers only
             raise ConfigError(f"seeds must be non-negative, got seed={self.seed}, split_seed={self.split_seed}")
-        for name in ("n_layers", "d_model", "n_heads", "steps", "eval_every", "ckpt_every", "d_mlp",
-                     "n_ctx", "batch_size"):
+        for name in field_names(positive=True):
             value = getattr(self, name)
-            if value is not None and value < 1:
+            if value is not None and not value > 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.ckpt_early < 0:
             raise ConfigError(f"ckpt_early must be non-negative, got {self.ckpt_early}")
         if self.model == "transformer" and self.d_model % self.n_heads:
             raise ConfigError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        for name in ("lr", "init_std", "alpha"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise ConfigError(f"weight_decay must be non-negative, got {self.weight_decay}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -156,13 +229,10 @@ class RunConfig:
 
     def _check_task_fields(self) -> None:
         """Each task's own fields: valid values, and left unset for the other tasks."""
-        own = {"downsample_frac": HIERARCHY_TASKS, "n_downsampled": HIERARCHY_TASKS, "noise_std": HIERARCHY_TASKS,
-               "n_test": HIERARCHY_TASKS, "data": ("text",), "test_data": ("text",), "text_col": ("text",),
-               "label_col": ("text",), "max_len": ("text",), "vocab_size": ("text",),
-               "n_tokens": VECTOR_TASKS}
-        for name, tasks in own.items():
-            if getattr(self, name) is not None and self.task not in tasks:
-                raise ConfigError(f"{name} applies to --task {'/'.join(tasks)}, not {self.task}")
+        for f in fields(self):
+            tasks = f.metadata["tasks"]
+            if tasks and f.default is None and getattr(self, f.name) is not None and self.task not in tasks:
+                raise ConfigError(f"{f.name} applies to --task {'/'.join(tasks)}, not {self.task}")
         if self.task == "text" and not self.data:
             raise ConfigError("task text needs --data FILE (CSV, TSV, JSONL or Parquet) or --data hf:NAME")
         if self.task == "text" and self.model != "transformer":  # token ids, not features
@@ -174,12 +244,6 @@ class RunConfig:
             raise ConfigError(f"task {self.task} draws fresh samples: give --n-train, not --frac")
         if self.downsample_frac is not None and not 0 <= self.downsample_frac <= 1:
             raise ConfigError(f"downsample_frac must be in [0, 1], got {self.downsample_frac}")
-        if self.noise_std is not None and not self.noise_std > 0:
-            raise ConfigError(f"noise_std must be positive, got {self.noise_std}")
-        for name in ("n_test", "max_len", "vocab_size", "n_tokens"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ConfigError(f"{name} must be positive, got {value}")
         if self.n_downsampled is not None and self.n_downsampled < 0:
             raise ConfigError(f"n_downsampled must be non-negative, got {self.n_downsampled}")
         if self.max_len is not None and self.max_len < 2:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from grokscope.config.run import HIERARCHY_TASKS, RunConfig
+from grokscope.config.run import HIERARCHY_TASKS, TEXT, RunConfig, field_names
 from grokscope.data import hierarchy
 from grokscope.data import modular as tasks
 from grokscope.errors import ConfigError
@@ -186,7 +186,7 @@ def text_pool_size(cfg: RunConfig) -> int:
     return len(_text_split(cfg)[2])
 
 
-_TEXT_KEYS = ("data", "test_data", "text_col", "label_col", "train_ratio", "split_seed", "vocab_size", "max_len")
+_TEXT_KEYS = (*field_names(tasks=TEXT), "train_ratio", "split_seed")  # what the encoded text depends on
 
 
 @functools.lru_cache(maxsize=2)

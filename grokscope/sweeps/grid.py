@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grokscope.config.presets import from_preset
-from grokscope.config.run import RunConfig
+from grokscope.config.run import RunConfig, field_names
 from grokscope.data.build import uses_mini_batches
 from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.store.reader import RunStore
@@ -27,8 +27,7 @@ from grokscope.store.runs import is_run_store
 INDEX = "sweep.json"
 SWEEP_VERSION = 1
 # Fields that may differ between runs trained together as one stacked model (grokscope.trainers.batched).
-MEMBER_FIELDS = ("seed", "n_train", "frac", "downsample_frac", "lr", "weight_decay", "alpha", "init_std", "beta1",
-                 "beta2")
+MEMBER_FIELDS = field_names(member=True)
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 

@@ -37,15 +37,15 @@ import pandas as pd
 
 from grokscope.analysis.measures.onset import first_step
 from grokscope.analysis.measures.smoothing import gaussian
+from grokscope.config.run import MODEL, RECORDING, SEED, SIZE, TASK, field_names
 from grokscope.errors import GrokscopeError
 from grokscope.store.reader import RunStore
 from grokscope.store.runs import find_runs
 
-TASK_KEYS = ("task", "op", "p", "input_format", "train_ratio", "split_seed", "noise_std", "n_test", "data",
-             "test_data", "text_col", "label_col", "max_len", "vocab_size")  # must agree: one test set
-SIZE_KEYS = ("n_train", "frac")  # the data-size axis
-MODEL_KEYS = ("model", "n_layers", "d_model", "n_heads", "d_mlp", "n_ctx", "act", "norm", "tied")
-IGNORED_KEYS = ("seed", "device", "preset", "ckpt_every", "ckpt_early", "eval_every")  # no effect on results
+TASK_KEYS = field_names(TASK)  # must agree: one test set
+SIZE_KEYS = field_names(SIZE)  # the data-size axis
+MODEL_KEYS = field_names(MODEL)
+IGNORED_KEYS = field_names(SEED) + field_names(RECORDING)  # no effect on results (seeds are replicates)
 
 ACC_THRESHOLDS = tuple(k / 10 for k in range(1, 10))  # 0.1 … 0.9, each exactly the nearest double to k/10
 
