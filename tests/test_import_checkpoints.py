@@ -132,3 +132,16 @@ def test_inconsistent_checkpoints_name_the_tensor(tmp_path):
     torch.save([state(0), state(1, d_model=8)], tmp_path / "bad.pth")
     with pytest.raises(SourceError, match=r"item 1\]: tensor 'embed.W_E' has shape \(8, 12\)"):
         read_torch(tmp_path / "bad.pth")
+
+
+@pytest.mark.parametrize("fields, relative, step", [
+    ({"global_step": 1200, "epoch": 3}, "epoch=3.ckpt", 1200),  # Lightning: global_step before epoch and file name
+    ({"step": "12"}, "model-99.safetensors", 12),  # safetensors metadata holds strings
+    ({"step": True}, "ckpt_40.pt", 40),  # a bool is no step: the file name decides
+    ({}, "run/checkpoint-500/model.safetensors", 500),  # the last number of the path below the imported folder
+    ({}, "final.pt", None),
+])
+def test_one_rule_reads_a_checkpoint_step_for_torch_and_safetensors_files(fields, relative, step):
+    from grokscope.importers.params import checkpoint_step
+
+    assert checkpoint_step(fields, relative) == step

@@ -24,11 +24,10 @@ import torch
 
 from grokscope.importers.base import RawRun, Source, SourceError
 from grokscope.importers.detect import TORCH_SUFFIXES
-from grokscope.importers.params import stack_checkpoints
+from grokscope.importers.params import checkpoint_step, stack_checkpoints
 from grokscope.importers.sidecar import sidecar_configs
 
 STATE_KEYS = ("model", "state_dict", "model_state_dict")
-STEP_KEYS = ("global_step", "step", "epoch")
 CONFIG_KEYS = ("config", "cfg", "hyper_parameters", "hparams", "args")
 NOT_HISTORIES = ("checkpoint_epochs", "train_indices", "test_indices", "train_idx", "test_idx")
 
@@ -81,13 +80,9 @@ def _state_of(obj: Any) -> Mapping[str, torch.Tensor] | None:
     return None
 
 
-def _step_of(obj: Any) -> int | None:
-    if isinstance(obj, Mapping) and not _is_state(obj):
-        for key in STEP_KEYS:
-            value = obj.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-    return None
+def _step_of(obj: Any, relative: str | None = None) -> int | None:
+    """A loaded object's own step (:func:`~grokscope.importers.params.checkpoint_step`), else its file's."""
+    return checkpoint_step(obj if isinstance(obj, Mapping) and not _is_state(obj) else {}, relative)
 
 
 def _history(value: Any) -> np.ndarray | None:
@@ -200,9 +195,7 @@ def read_torch(path: str | Path, trust_pickle: bool = False) -> Source:
             state = _state_of(obj)
             if state is None:
                 raise SourceError(f"{file}: no state dict (under model/state_dict) in this file")
-            numbers = re.findall(r"\d+", file.relative_to(path).as_posix())
-            step = _step_of(obj)
-            step = step if step is not None else (int(numbers[-1]) if numbers else None)
+            step = _step_of(obj, file.relative_to(path).as_posix())
             named &= step is not None
             items.append((step, _numpy(state, file), str(file)))
         items = items if named else [(i, s, w) for i, (_, s, w) in enumerate(items)]

@@ -21,6 +21,29 @@ UNEMBEDDING_NAMES = ("unembed.W_U", "W_U", "unembed.weight", "lm_head.weight")
 BUFFER_NAMES = ("mask", "IGNORE", "masked_bias", "inv_freq", "position_ids")  # float buffers, not weights
 
 
+STEP_KEYS = ("global_step", "step", "epoch")  # a checkpoint's own step field; the first present wins
+
+
+def checkpoint_step(fields: Mapping[str, Any], relative: str | None = None) -> int | None:
+    """The training step of one checkpoint: its own step field (:data:`STEP_KEYS`, an int or, in
+    safetensors metadata, a string of digits), else the last number of its path ``relative`` to the
+    imported folder (``ckpt_500.pt``, ``checkpoint-500/model.safetensors``), else None.
+
+    Examples
+    --------
+    >>> checkpoint_step({"epoch": 3, "global_step": 1200}), checkpoint_step({}, "run/checkpoint-500/model.pt")
+    (1200, 500)
+    """
+    for key in STEP_KEYS:
+        value = fields.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+    numbers = re.findall(r"\d+", relative or "")
+    return int(numbers[-1]) if numbers else None
+
+
 def stack_checkpoints(items: Sequence[tuple[int, Mapping[str, np.ndarray], str]],
                       step_source: str) -> Checkpoints:
     """``[(step, {name: array}, where)]`` → :class:`Checkpoints`, sorted by step.

@@ -6,13 +6,12 @@ relative to the folder (``step_1000.safetensors``, ``checkpoint-1000/model.safet
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from grokscope.importers.base import RawRun, Source, SourceError
-from grokscope.importers.params import stack_checkpoints
+from grokscope.importers.params import checkpoint_step, stack_checkpoints
 from grokscope.importers.sidecar import sidecar_configs
 
 
@@ -30,14 +29,6 @@ def load_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]
     return tensors, metadata
 
 
-def _step_from(metadata: dict[str, str], relative: str) -> int | None:
-    for key in ("step", "global_step", "epoch"):
-        if str(metadata.get(key, "")).strip().isdigit():
-            return int(metadata[key])
-    numbers = re.findall(r"\d+", relative)
-    return int(numbers[-1]) if numbers else None
-
-
 def read_safetensors(path: Path) -> Source:
     """A safetensors file or a folder of them (searched two levels deep) as one run's checkpoints."""
     files = [path] if path.is_file() else [*sorted(path.glob("*.safetensors")),
@@ -48,7 +39,7 @@ def read_safetensors(path: Path) -> Source:
     for index, file in enumerate(files):
         tensors, metadata = load_safetensors(file)
         relative = file.name if path.is_file() else file.relative_to(path).as_posix()
-        step = _step_from(metadata, relative)
+        step = checkpoint_step(metadata, relative)
         sources.add("metadata/file names" if step is not None else "file order")
         items.append((index if step is None else step, tensors, str(file)))
     if len(sources) > 1:  # mixing numbered and unnumbered files would interleave nonsense
