@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from grokscope.errors import GrokscopeError
+from grokscope.errors import ConfigError, GrokscopeError
 
 Series = tuple[np.ndarray, np.ndarray]  # (steps (n,) int64, values (n,) float64) in logging order
 MAX_STEP = 2**62  # steps beyond this are not steps
@@ -107,3 +107,12 @@ def check_steps(raw: np.ndarray, where: Sequence[str], path: Path, field_name: s
         shown = "no value" if np.isnan(raw[i]) else f"{raw[i]!r}, not an integer step"
         raise SourceError(f"{path}: {where[i]}: step field {field_name!r} has {shown}")
     return raw.astype(np.int64)
+
+
+def split_option(item: str, option: str, form: str, example: str) -> tuple[str, str]:
+    """``--option NAME=VALUE`` → ``(NAME, VALUE)``, NAME stripped; a ConfigError naming the option, the
+    ``form`` expected and an ``example`` when either side is empty."""
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip() or not value:
+        raise ConfigError(f"{option} {item!r}: expected {form}, e.g. {option} {example}")
+    return name.strip(), value

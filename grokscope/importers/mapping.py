@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from grokscope.errors import ConfigError
-from grokscope.importers.base import SourceError
+from grokscope.importers.base import SourceError, split_option
 from grokscope.importers.norm_fields import is_norm_target
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # the store's per-step scalars
@@ -85,10 +85,7 @@ def parse_maps(items: Sequence[str]) -> dict[str, str]:
     (``param_norm:<name>``, ``grad_norm``, ``grad_param_norm:<name>``; :mod:`grokscope.importers.norm_fields`)."""
     maps: dict[str, str] = {}
     for item in items:
-        name, sep, field = item.partition("=")
-        name = name.strip()
-        if not sep or not field:
-            raise ConfigError(f"--map {item!r}: expected NAME=FIELD, e.g. --map test_acc=val_top1")
+        name, field = split_option(item, "--map", "NAME=FIELD", "test_acc=val_top1")
         if name not in MAP_TARGETS and not is_norm_target(name):
             raise ConfigError(f"--map {item!r}: NAME must be one of {', '.join(MAP_TARGETS)}, grad_norm, "
                               "param_norm:<parameter> or grad_param_norm:<parameter>")

@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 
-from grokscope.errors import ConfigError
-from grokscope.importers.base import SourceError
+from grokscope.importers.base import SourceError, split_option
 
 SIDECARS = ("config.json", "config.yaml", "config.yml", "hparams.yaml", "hparams.yml")
 ALIASES = {  # grokscope's config name <- other spellings, first found wins
@@ -69,10 +68,7 @@ def parse_hparams(items: Sequence[str]) -> dict[str, Any]:
     """``--hparam KEY=VALUE`` options → ``{KEY: value}``."""
     out: dict[str, Any] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--hparam {item!r}: expected KEY=VALUE, e.g. --hparam frac=0.3")
+        key, value = split_option(item, "--hparam", "KEY=VALUE", "frac=0.3")
         out[key] = parse_value(value)
     return out
 

@@ -15,6 +15,18 @@ from scipy import optimize, stats
 from grokscope.errors import GrokscopeError
 
 
+def _checked(fit: str, x, y, min_distinct: int, distinct: str, positive: str,
+             positive_y: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``x, y`` as float64 arrays, or a GrokscopeError naming ``fit`` and what it needs: at least
+    ``min_distinct`` distinct ``x`` (``distinct``), all positive (``positive``; ``y`` too if ``positive_y``)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(np.unique(x)) < min_distinct:
+        raise GrokscopeError(f"{fit} needs {distinct}, got {len(np.unique(x))}")
+    if (x <= 0).any() or (positive_y and (y <= 0).any()):
+        raise GrokscopeError(f"{fit} needs {positive}")
+    return x, y
+
+
 class TimeFit(NamedTuple):
     """``t(r) = a·r^(−γ) + b`` with standard errors and a t-interval on γ."""
 
@@ -47,13 +59,8 @@ def fit_grokking_time(x: np.ndarray, t: np.ndarray, *, level: float = 0.95) -> T
     >>> round(fit_grokking_time(r, 40 * r**-1.5 + 100).gamma, 6)
     1.5
     """
-    x = np.asarray(x, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    if len(np.unique(x)) < 3:
-        raise GrokscopeError(f"the grokking-time fit needs generalized runs at 3 or more data sizes, got "
-                             f"{len(np.unique(x))}")
-    if (x <= 0).any():
-        raise GrokscopeError("the grokking-time fit needs positive data sizes")
+    x, t = _checked("the grokking-time fit", x, t, 3, "generalized runs at 3 or more data sizes",
+                    "positive data sizes", positive_y=False)
     x_ref = float(np.exp(np.mean(np.log(x))))
     t_ref = float(np.mean(np.abs(t))) or 1.0
     u, v = x / x_ref, t / t_ref  # (m,), (m,) of order one
@@ -111,13 +118,8 @@ def fit_power_law(n: np.ndarray, y: np.ndarray, *, level: float = 0.95) -> Power
     >>> round(fit_power_law(np.array([1e3, 4e3, 1.6e4]), 10 * np.array([1e3, 4e3, 1.6e4])**0.5).exponent, 9)
     0.5
     """
-    n = np.asarray(n, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if len(np.unique(n)) < 2:
-        raise GrokscopeError(f"the power-law fit needs 2 or more distinct model sizes, got "
-                             f"{len(np.unique(n))}")
-    if (n <= 0).any() or (y <= 0).any():
-        raise GrokscopeError("the power-law fit needs positive model sizes and CDS values")
+    n, y = _checked("the power-law fit", n, y, 2, "2 or more distinct model sizes",
+                    "positive model sizes and CDS values", positive_y=True)
     res = stats.linregress(np.log(n), np.log(y))
     dof = len(n) - 2
     half = stats.t.ppf(0.5 + level / 2, dof) * res.stderr if dof > 0 else np.nan
