@@ -21,7 +21,8 @@ import torch
 
 from grokscope.analysis.runners.spectra import weight_measures
 from grokscope.config.presets import from_preset
-from grokscope.data.modular import build_task, resolve
+from grokscope.config.resolve import resolve
+from grokscope.data.modular import build_task
 from grokscope.store.layout import ParamSpec
 from grokscope.store.reader import RunStore
 from grokscope.store.writer import RunWriter

@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from grokscope.config.presets import from_preset
-from grokscope.data.modular import build_task, resolve
+from grokscope.config.resolve import resolve
+from grokscope.data.modular import build_task
 from grokscope.trainers import train
 from grokscope.trainers.hf import to_openai_gpt
 from grokscope.trainers.losses import accuracy, cross_entropy

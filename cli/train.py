@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from grokscope.config.presets import PRESETS, from_preset
+from grokscope.config.resolve import resolve
 from grokscope.config.run import RunConfig
-from grokscope.data.build import resolve
 from grokscope.errors import ConfigError, StoreError
 
 _SKIP = {"preset"}  # not a flag of its own

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from grokscope.config.presets import PRESETS, from_preset
+from grokscope.config.resolve import checkpoint_steps
 from grokscope.config.run import ROLES, RunConfig, field_names
 from grokscope.errors import ConfigError
 
@@ -49,13 +50,13 @@ def test_unknown_preset_and_field():
 
 def test_checkpoint_schedule_is_log_spaced_early_then_regular():
     cfg = RunConfig(steps=1000, ckpt_every=100, ckpt_early=8)
-    steps = cfg.checkpoint_steps()
+    steps = checkpoint_steps(cfg)
     assert steps[0] == 0 and steps[-1] == 1000
     assert np.all(np.diff(steps) > 0)
     assert set(range(0, 1001, 100)) <= set(steps.tolist())
     early = steps[(steps > 0) & (steps < 100)]
     assert 4 <= len(early) <= 8 and early[0] == 1
-    assert dataclasses.replace(cfg, ckpt_early=0).checkpoint_steps().tolist() == list(range(0, 1001, 100))
+    assert checkpoint_steps(dataclasses.replace(cfg, ckpt_early=0)).tolist() == list(range(0, 1001, 100))
 
 
 # --- field roles: declared once on the fields, read by every consumer ---------------------------------------

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from grokscope.config.presets import from_preset
-from grokscope.data.build import build, resolve
+from grokscope.config.resolve import resolve
+from grokscope.data.build import build
 from grokscope.data.text import CLS_ID, PAD_ID
 from grokscope.errors import ConfigError
 
@@ -31,7 +32,7 @@ def test_task_presets_and_hierarchy_defaults():
     (dict(task="equidistant", downsample_frac=1.5), "downsample_frac must be in [0, 1]"),
     (dict(task="images"), "unknown task 'images'"),
     (dict(task="digits", model="transformer", n_tokens=5), "does not divide the 64 input features"),
-    (dict(task="digits", n_train=5000), "outside the train pool of 1078"),
+    (dict(task="digits", n_train=5000), "exceeds the train pool of 1078"),
     # sizes only the hierarchy knows are refused at resolution too: before a store or a progress bar exists
     (dict(task="equidistant", n_downsampled=7), "n_downsampled must be in 0..2"),
     (dict(task="equivariant", n_train=3, downsample_frac=0.0), "0 training samples"),

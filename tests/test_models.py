@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from grokscope.config.presets import from_preset
-from grokscope.data.modular import build_task, resolve
+from grokscope.config.resolve import resolve
+from grokscope.data.modular import build_task
 from grokscope.trainers.models import build_model, count_params
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from grokscope.analysis.runners.summary import analyze
 from grokscope.cli.main import app
 from grokscope.config.presets import from_preset
-from grokscope.data.build import resolve
+from grokscope.config.resolve import resolve
 from grokscope.errors import GrokscopeError
 from grokscope.report.builders import load_runs
 from grokscope.report.page import build_chart, report_html

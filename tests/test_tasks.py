@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from grokscope.config.presets import from_preset
+from grokscope.config.resolve import resolve
 from grokscope.config.run import RunConfig
-from grokscope.data.modular import build_task, encode, modular_pairs, nested_subset, resolve, split_pool, vocabulary
+from grokscope.data.modular import build_task, encode, modular_pairs, nested_subset, split_pool, vocabulary
 from grokscope.errors import ConfigError
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
+from grokscope.config.resolve import checkpoint_steps, mini_batched, resolve
 from grokscope.config.run import RunConfig
-from grokscope.data.build import mini_batched, resolve
 from grokscope.errors import ConfigError
 from grokscope.sweeps.grid import MEMBER_FIELDS, group_key
 from grokscope.trainers.data import load_task
@@ -130,7 +130,7 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
     shapes = {name: tuple(P[name].shape[1:]) for name in names}
     writers = [create_writer(c, t, out, shapes, models[0].param_dims(), models[0].param_roles(), device, extra)
                for c, t, out in zip(cfgs, tasks, outs)]
-    recorder = Recorder(writers, names, cfg.checkpoint_steps(), device, on_flush, n_groups=test.n_groups,
+    recorder = Recorder(writers, names, checkpoint_steps(cfg), device, on_flush, n_groups=test.n_groups,
                         extra=extra, stop_on_divergence=stop)
     not_evaluated = torch.full((M, 2), math.nan, dtype=torch.float64, device=device)
     groups_not_evaluated = torch.full((M, test.n_groups), math.nan, dtype=torch.float64, device=device)

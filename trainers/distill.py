@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from grokscope.config.presets import PRESETS, from_preset
-from grokscope.config.run import RunConfig
-from grokscope.data.build import mini_batched
-from grokscope.data.modular import OPERATOR_POSITION, SEQ_LEN, build_task, resolve, vocabulary
+from grokscope.config.resolve import checkpoint_steps, derived, mini_batched, resolve
+from grokscope.config.run import DISTILL, MODEL, RunConfig, field_names
+from grokscope.data.modular import OPERATOR_POSITION, SEQ_LEN, build_task, vocabulary
 from grokscope.errors import ConfigError, StoreError
 from grokscope.store.reader import RunStore
 from grokscope.trainers.data import load_task
@@ -50,11 +50,11 @@ from grokscope.trainers.probe import load_model
 from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
 from grokscope.trainers.train import make_optimizer, resolve_device
 
-# Fields a student does not take from its teacher: its own run's, and the teacher's own distillation.
-_NOT_INHERITED = ("n_train", "device", "kd_setup", "teacher", "teacher2", "teacher_ckpt", "kd_alpha",
-                  "temperature", "kd_position")
+# Fields a student does not take from its teacher: its own run's data size and device, and the teacher's
+# own distillation.
+_NOT_INHERITED = ("n_train", "device", *field_names(DISTILL))
 # The architecture a continual student must share with its teacher (it starts from the teacher's weights).
-ARCHITECTURE = ("model", "n_layers", "d_model", "n_heads", "d_mlp", "act", "norm", "tied", "n_ctx")
+ARCHITECTURE = field_names(MODEL)
 TEACHER_BATCH = 8192  # rows per teacher forward pass when computing the targets
 
 
@@ -103,12 +103,9 @@ def distill_config(teacher_cfg: RunConfig, preset: str | None = None, /, **value
     values are ignored.
     """
     base = {k: v for k, v in teacher_cfg.to_dict().items() if k not in _NOT_INHERITED}
-    if teacher_cfg.d_mlp == 4 * teacher_cfg.d_model:
-        base.pop("d_mlp")
-    if teacher_cfg.n_ctx == SEQ_LEN[teacher_cfg.input_format]:
-        base.pop("n_ctx")
-    if teacher_cfg.ckpt_every == max(1, teacher_cfg.steps // 100):
-        base.pop("ckpt_every")
+    for name, value in derived(teacher_cfg).items():  # what the teacher derived, the student derives again
+        if getattr(teacher_cfg, name) == value:
+            base.pop(name)
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -245,7 +242,7 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
              *(["p1_test_loss", "p1_test_acc"] if p1_x is not None else [])]
     writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()}, model.param_dims(),
                            model.param_roles(), device, extra)
-    recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, extra=extra,
+    recorder = Recorder([writer], list(params), checkpoint_steps(cfg), device, on_flush, extra=extra,
                         stop_on_divergence=cfg.on_divergence == "stop")
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
 

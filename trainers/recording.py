@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import grokscope
+from grokscope.config.resolve import checkpoint_steps
 from grokscope.config.run import RunConfig
 from grokscope.data.build import TaskData
 from grokscope.store.layout import ParamSpec
@@ -70,7 +71,7 @@ def create_writer(cfg: RunConfig, task: TaskData, out: str | Path, shapes: dict[
         metrics=metrics,
         coords=coords,
         params=[ParamSpec(name, shape, dims[name]) for name, shape in shapes.items()],
-        ckpt_steps=cfg.checkpoint_steps(),
+        ckpt_steps=checkpoint_steps(cfg),
         data={"train_idx": ("train_example", task.train_idx), "test_idx": ("test_example", task.test_idx)},
     )
 

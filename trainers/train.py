@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from grokscope.config.resolve import checkpoint_steps, mini_batched, resolve
 from grokscope.config.run import RunConfig
-from grokscope.data.build import mini_batched, resolve
 from grokscope.errors import ConfigError, StoreError
 from grokscope.store.resume import load_resume_state
 from grokscope.store.writer import RunWriter
@@ -130,7 +130,7 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
         writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()},
                                model.param_dims(), model.param_roles(), device, extra)
     rng_at_step = batch_gen.get_state()  # the batch order at the start of the current step
-    recorder = Recorder([writer], list(params), cfg.checkpoint_steps(), device, on_flush, start=start,
+    recorder = Recorder([writer], list(params), checkpoint_steps(cfg), device, on_flush, start=start,
                         resume_state=lambda: capture(params, optimizer, rng_at_step), n_groups=data.n_groups,
                         extra=extra, stop_on_divergence=cfg.on_divergence == "stop")
     not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)

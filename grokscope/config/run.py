@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-import numpy as np
-
 from grokscope.errors import ConfigError
 
 OPS = ("+", "-", "*", "/")
@@ -313,17 +311,6 @@ class RunConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
         return cls(**data)
-
-    # --- derived quantities ---------------------------------------------------------------------------
-    def checkpoint_steps(self) -> np.ndarray:
-        """Steps whose parameters are saved: 0, ``ckpt_early`` log-spaced steps below ``ckpt_every``,
-        every multiple of ``ckpt_every``, and the final step.  Sorted, unique, int64."""
-        every = self.ckpt_every or max(1, self.steps // 100)
-        early = np.unique(np.geomspace(1, every, num=self.ckpt_early + 1)[:-1].astype(np.int64))
-        early = early[: self.ckpt_early]
-        regular = np.arange(0, self.steps + 1, every, dtype=np.int64)
-        steps = np.concatenate([[0], early[early < every], regular, [self.steps]])
-        return np.unique(steps[steps <= self.steps])
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

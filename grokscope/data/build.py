@@ -1,7 +1,7 @@
 """Every task as one shape of data: train/test arrays, the output width and the store's task description.
 
 The trainer asks :func:`build` for a :class:`TaskData` and never looks at the task again, so a new task is a
-builder here plus its size rules in :func:`resolve`.  Pure numpy (with pandas/tokenizers for text and
+builder here plus its size rules in :mod:`grokscope.config.resolve`.  Pure numpy (with pandas/tokenizers for text and
 scikit-learn for the digits); no torch, so analysis code can rebuild a run's data without it.
 
 Tasks:
@@ -18,7 +18,6 @@ examples (or ``frac`` of the pool) that nests across sizes for one ``seed``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
@@ -26,15 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from grokscope.config.run import HIERARCHY_TASKS, TEXT, RunConfig, field_names
+from grokscope.config.run import TEXT, RunConfig, field_names
 from grokscope.data import hierarchy
 from grokscope.data import modular as tasks
 from grokscope.errors import ConfigError
 
-DEFAULT_MAX_LEN = 256
-DEFAULT_VOCAB = 30_522
-DEFAULT_N_TEST = 10_000
 DIGITS_ROWS = 1797  # scikit-learn's bundled copy of the UCI 8×8 digits
+DIGITS_FEATURES = 64  # 8×8 pixels
 
 
 @dataclass(frozen=True)
@@ -53,78 +50,12 @@ class TaskData:
     group_names: tuple[str, ...] = field(default=())  # one per group
 
 
-# --- sizes ----------------------------------------------------------------------------------------------
-
-def resolve(cfg: RunConfig) -> RunConfig:
-    """Fill every ``None`` field the task decides (sizes, widths, cadences).  Raises :class:`ConfigError`."""
-    if cfg.task == "modular":
-        return tasks.resolve(cfg)
-    if cfg.task in HIERARCHY_TASKS:
-        cfg = dataclasses.replace(
-            cfg, n_train=cfg.n_train if cfg.n_train is not None else 2000,
-            downsample_frac=_default(cfg.downsample_frac, 1.0), n_downsampled=_default(cfg.n_downsampled, 1),
-            noise_std=_default(cfg.noise_std, hierarchy.DEFAULT_NOISE_STD), n_test=_default(cfg.n_test, DEFAULT_N_TEST))
-        hierarchy.check_sizes(cfg.task, cfg.n_train, cfg.downsample_frac, cfg.n_downsampled, cfg.noise_std,
-                              cfg.n_test)
-        seq_len = None
-    else:
-        pool = text_pool_size(cfg) if cfg.task == "text" else int(np.floor(cfg.train_ratio * DIGITS_ROWS))
-        n_train = cfg.n_train if cfg.n_train is not None else max(1, round(_default(cfg.frac, 1.0) * pool))
-        if not 1 <= n_train <= pool:
-            raise ConfigError(f"n_train={n_train} is outside the train pool of {pool} examples")
-        cfg = dataclasses.replace(cfg, n_train=n_train, frac=n_train / pool)
-        if cfg.task == "text":
-            cfg = dataclasses.replace(cfg, max_len=_default(cfg.max_len, DEFAULT_MAX_LEN),
-                                      vocab_size=_default(cfg.vocab_size, DEFAULT_VOCAB))
-            seq_len = cfg.max_len
-        else:
-            seq_len = None
-    if cfg.model == "transformer" and cfg.task != "text":  # feature vectors split into tokens, plus [CLS]
-        n_tokens = _default(cfg.n_tokens, 8 if cfg.task == "digits" else hierarchy.N_PAIRS)
-        width = 64 if cfg.task == "digits" else hierarchy.N_PAIRS * hierarchy.PAIR_DIM
-        if width % n_tokens:
-            raise ConfigError(f"n_tokens={n_tokens} does not divide the {width} input features")
-        cfg = dataclasses.replace(cfg, n_tokens=n_tokens)
-        seq_len = n_tokens + 1
-    n_ctx = None
-    if seq_len is not None:
-        n_ctx = cfg.n_ctx if cfg.n_ctx is not None else seq_len
-        if n_ctx < seq_len:
-            raise ConfigError(f"n_ctx={n_ctx} is shorter than the {seq_len}-token input")
-    return dataclasses.replace(
-        cfg, n_ctx=n_ctx, d_mlp=_default(cfg.d_mlp, 4 * cfg.d_model),
-        ckpt_every=_default(cfg.ckpt_every, max(1, cfg.steps // 100)))
-
-
-def train_size(cfg: RunConfig) -> int:
-    """Training examples a resolved config trains on: ``n_train``, or eq. 1's ``s_s·γ_s + s_r·γ_r`` for the
-    class hierarchies (which may differ from the requested ``n_train`` by the rounding of eq. 1)."""
-    if cfg.task not in HIERARCHY_TASKS:
-        return int(cfg.n_train)
-    counts = hierarchy.check_sizes(cfg.task, cfg.n_train, cfg.downsample_frac, cfg.n_downsampled, cfg.noise_std,
-                                   cfg.n_test)
-    return hierarchy.n_samples(cfg.task, cfg.n_downsampled, counts)
-
-
-def mini_batched(batch_size: int | None, n_train: int) -> bool:
-    """The one rule of both training loops: mini-batches when ``batch_size`` is below the training-set size,
-    else full batch."""
-    return batch_size is not None and batch_size < n_train
-
-
-def uses_mini_batches(cfg: RunConfig) -> bool:
-    """Whether a run (resolved or not) draws mini-batches, from its config alone (:func:`mini_batched`)."""
-    return cfg.batch_size is not None and mini_batched(cfg.batch_size, train_size(resolve(cfg)))
-
-
-def _default(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
 # --- builders -------------------------------------------------------------------------------------------
 
 def build(cfg: RunConfig) -> TaskData:
     """The data ``cfg`` (resolved or not) describes: its split, training subset and test set."""
+    from grokscope.config.resolve import resolve  # which imports this module for the task sizes
+
     cfg = resolve(cfg)
     builder = {"modular": _modular, "text": _text, "digits": _digits}.get(cfg.task, _hierarchy)
     return builder(cfg)

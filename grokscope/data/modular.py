@@ -14,7 +14,6 @@ Randomness is layered so that studies compare like with like:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,37 +142,10 @@ def pool_size(cfg: RunConfig) -> int:
     return int(np.floor(cfg.train_ratio * n_pairs))
 
 
-def resolve(cfg: RunConfig) -> RunConfig:
-    """Fill every ``None`` field that the task decides: n_train/frac, d_mlp, n_ctx, ckpt_every.
-
-    ``n_train`` comes from ``frac`` as ``round(frac · pool)`` (at least 1); the resolved ``frac`` is then the
-    exact share ``n_train / pool``.  Raises :class:`ConfigError` when the size does not fit the pool.
-    """
-    pool = pool_size(cfg)
-    if pool < 1:
-        raise ConfigError(f"the train pool is empty (p={cfg.p}, train_ratio={cfg.train_ratio})")
-    if cfg.n_train is not None:
-        n_train = cfg.n_train
-    else:
-        n_train = max(1, int(round((cfg.frac if cfg.frac is not None else 1.0) * pool)))
-    if n_train > pool:
-        raise ConfigError(f"n_train={n_train} exceeds the train pool of {pool} examples")
-    seq_len = SEQ_LEN[cfg.input_format]
-    n_ctx = cfg.n_ctx if cfg.n_ctx is not None else seq_len
-    if n_ctx < seq_len:
-        raise ConfigError(f"n_ctx={n_ctx} is shorter than the {seq_len}-token input")
-    return dataclasses.replace(
-        cfg,
-        n_train=n_train,
-        frac=n_train / pool,
-        d_mlp=cfg.d_mlp if cfg.d_mlp is not None else 4 * cfg.d_model,
-        n_ctx=n_ctx,
-        ckpt_every=cfg.ckpt_every if cfg.ckpt_every is not None else max(1, cfg.steps // 100),
-    )
-
-
 def build_task(cfg: RunConfig) -> ModularTask:
     """The task a (resolved or not) config describes, with its split and training subset."""
+    from grokscope.config.resolve import resolve  # which imports this module for the pool size
+
     cfg = resolve(cfg)
     operands, targets = modular_pairs(cfg.op, cfg.p)
     pool_idx, test_idx = split_pool(len(targets), cfg.train_ratio, cfg.split_seed)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from grokscope.config.presets import from_preset
+from grokscope.config.resolve import uses_mini_batches
 from grokscope.config.run import RunConfig, field_names
-from grokscope.data.build import uses_mini_batches
 from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.store.reader import RunStore
 from grokscope.store.runs import is_run_store

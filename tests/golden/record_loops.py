@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.cases) - set(cases.CASES))
     if unknown:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(cases.CASES)}")
-    import grokscope
     import torch
+
+    import grokscope
 
     torch.set_num_threads(1)
     print(f"grokscope {grokscope.__version__} from {Path(grokscope.__file__).parent}, torch {torch.__version__}")
