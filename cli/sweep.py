@@ -54,6 +54,9 @@ def sweep_command(
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address, e.g. tcp://host:8786.")] = None,
     batch: Annotated[bool, typer.Option(help="Train same-shaped runs as one stacked model.")] = True,
     max_batch: Annotated[int, typer.Option(help="Most runs in one stacked group.")] = 64,
+    max_padding: Annotated[Optional[float], typer.Option(
+        help="Share of a stacked group's rows that may be padding: runs of much smaller data sizes train "
+             "in another group (0: equal sizes only, 1: ignore sizes) [default: 0.1].")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the sweep index as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     **values: Any,
@@ -63,9 +66,11 @@ def sweep_command(
         raise ConfigError(f"unknown executor {executor!r}; choose from {', '.join(EXECUTORS)}")
     if workers < 1 or max_batch < 1:
         raise ConfigError("--workers and --max-batch must be positive")
+    if max_padding is not None and not 0 <= max_padding <= 1:
+        raise ConfigError(f"--max-padding must be in [0, 1], got {max_padding}")
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
-    from grokscope.sweeps.grid import plan_sweep
+    from grokscope.sweeps.grid import MAX_PADDING, plan_sweep
 
     fixed, grid = split_flags(values, seeds)
     sweep = plan_sweep(out, preset, fixed, grid)  # validates every grid point before anything is written
@@ -82,6 +87,7 @@ def sweep_command(
     try:
         with TrainingProgress(len(sweep.runs) - 1, enabled=not quiet, label="runs") as progress:
             index = execute_sweep(sweep, pool, batch=batch, max_batch=max_batch, workers=workers,
+                                  max_padding=MAX_PADDING if max_padding is None else max_padding,
                                   on_done=lambda done, total: progress.update(done - 1, {}))
     finally:
         pool.shutdown()

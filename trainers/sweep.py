@@ -22,7 +22,7 @@ from grokscope.config.run import RunConfig
 from grokscope.store.layout import FINISHED
 from grokscope.store.reader import RunStore
 from grokscope.store.runs import is_run_store
-from grokscope.sweeps.grid import Sweep, groups
+from grokscope.sweeps.grid import MAX_PADDING, Sweep, groups
 
 
 def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | None = None) -> list[dict[str, Any]]:
@@ -90,17 +90,20 @@ def dask_executor(scheduler: str | None, workers: int):
 
 
 def execute_sweep(sweep: Sweep, executor: cf.Executor, *, batch: bool = True, max_batch: int = 64,
-                  workers: int = 1, on_done: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                  max_padding: float = MAX_PADDING, workers: int = 1,
+                  on_done: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train every run of ``sweep`` that is not finished (complete or diverged); returns the final index.
 
-    ``on_done(done, total)`` is called as groups finish (the CLI's progress bar).
+    Runs are stacked in groups of at most ``max_batch`` whose data sizes differ by at most ``max_padding``
+    padding (:func:`grokscope.sweeps.grid.groups`).  ``on_done(done, total)`` is called as groups finish
+    (the CLI's progress bar).
     """
     sweep.root.mkdir(parents=True, exist_ok=True)
     sweep.write_index()
     pending = {rid: cfg for rid, cfg in sweep.runs.items() if sweep.status(rid) not in FINISHED}
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     futures = {}
-    for ids in groups(pending, max_batch if batch else 1):
+    for ids in groups(pending, max_batch if batch else 1, max_padding):
         args = ([pending[rid].to_dict() for rid in ids], [str(sweep.store_path(rid)) for rid in ids], threads)
         futures[executor.submit(run_group, *args)] = ids
     failures: dict[str, str] = {}

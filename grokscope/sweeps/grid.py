@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from grokscope.config.presets import from_preset
-from grokscope.config.resolve import uses_mini_batches
+from grokscope.config.resolve import resolve, train_size, uses_mini_batches
 from grokscope.config.run import RunConfig, field_names
 from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.store.reader import RunStore
@@ -28,6 +28,7 @@ INDEX = "sweep.json"
 SWEEP_VERSION = 1
 # Fields that may differ between runs trained together as one stacked model (grokscope.trainers.batched).
 MEMBER_FIELDS = field_names(member=True)
+MAX_PADDING = 0.1  # share of a stacked group's rows that may be padding (members' data sizes differ)
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -161,9 +162,41 @@ def plan_sweep(root: str | os.PathLike, preset: str | None, fixed: Mapping[str, 
     return sweep
 
 
-def groups(cfgs: Mapping[str, RunConfig], max_size: int) -> list[list[str]]:
-    """Run ids grouped by :func:`group_key` (in first-seen order), split into chunks of ``max_size``."""
-    by_key: dict[tuple, list[str]] = {}
+def groups(cfgs: Mapping[str, RunConfig], max_size: int, max_padding: float = MAX_PADDING) -> list[list[str]]:
+    """Run ids that train together as one stacked model: equal :func:`group_key` (keys in first-seen
+    order), at most ``max_size`` per group, and similar data sizes.
+
+    A stacked group pads every member's training set to its largest; a sweep over data sizes 30 … 100 %
+    would pad ~35 % of the rows it computes.  So within a key the runs are sorted by training-set size
+    (largest first) and cut greedily: a group takes the next run while the padding stays at most
+    ``max_padding`` of the rows the group computes (0: equal sizes only; 1: size is ignored).
+
+    Examples
+    --------
+    >>> from grokscope.config.presets import from_preset
+    >>> runs = {f"n{n}": from_preset("demo", n_train=n) for n in (100, 400, 380, 120)}
+    >>> groups(runs, max_size=8, max_padding=0.1)
+    [['n400', 'n380'], ['n120', 'n100']]
+    """
+    by_key: dict[tuple, list[tuple[int, str]]] = {}
     for rid, cfg in cfgs.items():
-        by_key.setdefault(group_key(cfg), []).append(rid)
-    return [ids[i:i + max_size] for ids in by_key.values() for i in range(0, len(ids), max_size)]
+        by_key.setdefault(group_key(cfg), []).append((train_size(resolve(cfg)), rid))
+    out: list[list[str]] = []
+    for members in by_key.values():
+        members.sort(key=lambda m: -m[0])  # stable: equal sizes keep their order
+        group: list[tuple[int, str]] = []
+        for size, rid in members:
+            largest = group[0][0] if group else size
+            padded = sum(largest - s for s, _ in group) + largest - size
+            if group and (len(group) == max_size or padded > max_padding * largest * (len(group) + 1)):
+                out.append([r for _, r in group])
+                group = []
+            group.append((size, rid))
+        out.append([r for _, r in group])
+    return out
+
+
+def padding(cfgs: Sequence[RunConfig]) -> float:
+    """Share of the rows a stacked group of ``cfgs`` computes that are padding (full batches)."""
+    sizes = [train_size(resolve(c)) for c in cfgs]
+    return 1 - sum(sizes) / (len(sizes) * max(sizes))
