@@ -150,6 +150,48 @@ def test_joint_trains_on_both_tasks_training_sets(teachers, tmp_path):
     assert np.isfinite(store.read("p1_test_acc")).all()
 
 
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("setup, values", [
+    ("single", dict(batch_size=16, eval_every=3)),  # mini-batches: the batch order must survive the resume
+    ("joint", dict(kd_position="answer", kd_alpha=0.7, d_model=32)),  # two teachers, the union of both sets
+    ("continual", dict(batch_size=16, eval_every=4)),  # the teacher's weights, p1 evaluated, forgetting
+])
+def test_a_stopped_distilled_run_resumes_bit_for_bit(teachers, tmp_path, monkeypatch, setup, values):
+    """Stopped after its first flush, then resumed with ``grokscope train --resume`` (the teachers reloaded
+    from the config's paths, their targets recomputed): the store equals the uninterrupted run's, every
+    per-step array, checkpoint and distillation attribute, bit for bit."""
+    monkeypatch.setattr("grokscope.trainers.recording.FLUSH_ROWS", 16)
+    cfg = distill_config(load_teacher(teachers[11 if setup == "joint" else 13]).cfg, p=11, kd_setup=setup,
+                         teacher=str(teachers[13]), teacher2=str(teachers[11]) if setup == "joint" else None,
+                         steps=50, **values)
+
+    def stop(step, latest):
+        raise _Stop
+
+    cut = tmp_path / "cut.zarr"
+    with pytest.raises(_Stop):
+        distill(cfg, cut, on_flush=stop)
+    stopped = RunStore(cut)
+    assert stopped.status == "running" and 0 < stopped.n_steps < 50
+    assert stopped.attrs["committed"]["resume"]["step"] == stopped.n_steps - 1  # it continues, not restarts
+    result = run("train", "--resume", cut, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    resumed, whole = RunStore(cut), RunStore(distill(cfg, tmp_path / "whole.zarr"))
+    assert resumed.status == whole.status == "complete" and resumed.n_steps == whole.n_steps == 51
+    names = [*SCALARS, "param_norm", "train_ce", "train_kl", *(BATCH_METRICS if "batch_size" in values else ()),
+             *(("p1_test_loss", "p1_test_acc") if setup != "single" else ())]
+    for name in names:
+        assert np.array_equal(resumed.read(name), whole.read(name), equal_nan=True), name
+    assert resumed.n_ckpts == whole.n_ckpts
+    for name in whole.param_names():
+        assert np.array_equal(resumed.read_param(name), whole.read_param(name)), name
+    for key in ("distill", "forgetting"):
+        assert resumed.attrs.get(key) == whole.attrs.get(key), key
+
+
 # --- refusals: one line, exit 2, nothing written ----------------------------------------------------------
 
 

@@ -20,14 +20,16 @@ the student's own task's test set, and the config names the teachers.  Extra per
 ``train_kl`` (the two terms of L on each step's batch); in joint and continual runs ``p1_test_loss`` and
 ``p1_test_acc`` on the first teacher's test set at every evaluation.  Root attributes: ``distill`` (each
 teacher's path, checkpoint, step and test accuracy) and, for continual runs, ``forgetting``
-(:func:`forgetting_summary`).  Evaluation loss is softmax CE.
-Distilled runs save no resume state: a stopped one is trained again, not resumed.
+(:func:`forgetting_summary`).  Evaluation loss is the test loss of every run (softmax CE).
+
+Training is the loop every run goes through (:mod:`grokscope.trainers.loop`) under the :class:`Distillation`
+objective, so a distilled run saves resume state like any run: a stopped one continues exactly with
+``grokscope train --resume`` (its teachers reloaded from the paths in its config, their targets recomputed).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +39,18 @@ import numpy as np
 import torch
 
 from grokscope.config.presets import PRESETS, from_preset
-from grokscope.config.resolve import checkpoint_steps, derived, mini_batched, resolve
+from grokscope.config.resolve import derived, resolve
 from grokscope.config.run import DISTILL, MODEL, RunConfig, field_names
 from grokscope.data.modular import OPERATOR_POSITION, SEQ_LEN, build_task, vocabulary
 from grokscope.errors import ConfigError, StoreError
 from grokscope.store.reader import RunStore
-from grokscope.trainers.data import load_task
+from grokscope.trainers.data import Examples, eval_chunk
 from grokscope.trainers.evaluate import logits_in_chunks
-from grokscope.trainers.losses import accuracy, cross_entropy, kd_loss, loss_fn
-from grokscope.trainers.models import build_model
+from grokscope.trainers.loop import Objective, run
+from grokscope.trainers.losses import accuracy, hits, kd_loss
+from grokscope.trainers.members import Members
 from grokscope.trainers.probe import load_model
-from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
-from grokscope.trainers.train import make_optimizer, resolve_device
+from grokscope.trainers.recording import OnFlush
 
 # Fields a student does not take from its teacher: its own run's data size and device, and the teacher's
 # own distillation.
@@ -189,13 +191,85 @@ def forgetting_summary(steps: np.ndarray, acc: np.ndarray) -> dict[str, Any]:
             "max_drop": float(max(0.0, acc[0] - acc[low])), "final_acc": float(acc[-1])}
 
 
+class Distillation(Objective):
+    """Seed 000's objective: ``(1 − α)·CE + α·KL`` to the frozen ``teachers``' logits at :func:`kd_position`.
+
+    The teachers' targets are computed once, on the training set, in :meth:`prepare` (which also starts a
+    continual student from its teacher's weights and makes a joint student's training set the union of both
+    tasks').  Logs the two terms (``train_ce``, ``train_kl``) every step and, in joint and continual runs, the
+    first teacher's test set (``p1_test_*``) at every evaluation.  A distilled run trains alone (one member).
+    """
+
+    def __init__(self, cfg: RunConfig, teachers: Sequence[Teacher]) -> None:
+        super().__init__(cfg)
+        self.cfg, self.teachers = cfg, list(teachers)
+        self.position = kd_position(cfg)
+        answer = SEQ_LEN[cfg.input_format] - 1
+        self.positions = (self.position, -1) if self.position != answer else (-1,)  # distilled, then the answer
+        self.p1 = cfg.kd_setup in ("joint", "continual")  # log the first teacher's task
+        self.columns = ("train_ce", "train_kl", *(("p1_test_loss", "p1_test_acc") if self.p1 else ()))
+
+    def prepare(self, models: Sequence[torch.nn.Module], train: Examples) -> Examples:
+        """The continual student's initial weights, the joint training set, and the teachers' targets."""
+        self.device = train.y.device
+        for t in self.teachers:
+            t.model.to(self.device)
+        if self.cfg.kd_setup == "continual":
+            models[0].load_state_dict(self.teachers[0].model.state_dict())
+        x, y = train.x[0], train.y[0]  # (n, T), (n,)
+        self.targets = teacher_targets(self.teachers[-1], x, self.position)  # (n, vocab)
+        if not self.p1:
+            return train
+        first = self.teachers[0]
+        p1 = build_task(first.cfg)  # the same vocabulary (checked), so the same token ids
+        tokens, answers = (torch.as_tensor(a, device=self.device) for a in (p1.tokens, p1.targets))
+        self.tests = [Examples(tokens[first.test_idx][None], answers[first.test_idx][None], len(first.test_idx),
+                               chunk=eval_chunk(self.cfg, p1.tokens[first.test_idx]))]  # the first task's test set
+        if self.cfg.kd_setup == "continual":
+            return train
+        x1, y1 = tokens[first.train_idx], answers[first.train_idx]  # the first task's teacher's training set
+        self.targets = torch.cat([teacher_targets(first, x1, self.position), self.targets])
+        x, y = torch.cat([x1, x]), torch.cat([y1, y])
+        return Examples(x[None], y[None], torch.tensor([len(y)], device=self.device), chunk=train.chunk)
+
+    def loss(self, members: Members, batch: Examples) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        out = members.logits(batch.x, self.positions)  # (M, B, Q, vocab): the distilled position, then the answer
+        return self._loss(members, out, batch)
+
+    def whole_set(self, members: Members, train: Examples) -> torch.Tensor:
+        out = logits_in_chunks(lambda x: members.logits(x, self.positions), train.x, train.chunk)  # (M, n, Q, vocab)
+        logits, loss, _ = self._loss(members, out, train)
+        return torch.stack([loss.to(torch.float64), members.mean(hits(logits, train.y), train.weights, train.count)],
+                           dim=-1)
+
+    def _loss(self, members: Members, out: torch.Tensor, examples: Examples):
+        """Answer logits, ``L`` and its terms ``[(M, 2)]`` (CE, KL) from the logits ``out (M, B, Q, vocab)``."""
+        logits = out[..., -1, :]  # (M, B, vocab) at the answer position
+        ce = members.mean_loss(self.train_loss, logits, examples.y, examples.weights, examples.count)  # (M,)
+        teacher = self.targets[None] if examples.idx is None else self.targets[examples.idx]  # (M, B, vocab)
+        loss, kl = kd_loss(ce, teacher, out[..., 0, :], self.cfg.kd_alpha, self.cfg.temperature, self.cfg.loss_dtype)
+        return logits, loss, [torch.stack([ce, kl], dim=-1).detach().to(torch.float64)]
+
+    def summary(self, path: Path) -> dict[str, Any]:
+        """``distill``: each teacher's path, checkpoint, step and test accuracy; continual: ``forgetting``."""
+        summary: dict[str, Any] = {"distill": {
+            "setup": self.cfg.kd_setup, "position": self.position,
+            "teachers": [{"path": str(t.path.resolve()), "ckpt": t.ckpt, "step": t.step, "p": t.cfg.p,
+                          "op": t.cfg.op, "test_acc": _test_accuracy(t, self.device)} for t in self.teachers]}}
+        if self.cfg.kd_setup == "continual":
+            acc = RunStore(path).read("p1_test_acc")  # (steps committed,)
+            summary["forgetting"] = forgetting_summary(np.arange(len(acc)), acc)
+        return summary
+
+
 def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | None = None,
             on_flush: OnFlush | None = None) -> Path:
     """Train the student ``cfg`` describes (``kd_setup`` single, joint or continual) into a new run store.
 
     ``teachers`` are those :func:`check_distillation` returned for ``cfg`` (loaded and checked here if not
     given).  With ``kd_alpha = 0`` a single-teacher run is plain training: the same metrics as
-    :func:`grokscope.trainers.train` on the same config (to float rounding).
+    :func:`grokscope.trainers.train` on the same config (to float rounding).  A stopped student resumes with
+    ``grokscope.trainers.train.train(None, out, resume=True)``, like any run.
 
     Examples
     --------
@@ -205,102 +279,7 @@ def distill(cfg: RunConfig, out: str | Path, *, teachers: Sequence[Teacher] | No
     """
     cfg = resolve(cfg)
     teachers = list(teachers) if teachers is not None else check_distillation(cfg)
-    device = resolve_device(cfg.device)
-    cfg = dataclasses.replace(cfg, device=str(device))
-    for t in teachers:
-        t.model.to(device)
-    torch.manual_seed(cfg.seed)  # after loading the teachers: the student starts as a plain run would
-    task, data = load_task(cfg, device)
-    model = build_model(cfg, data.n_inputs).to(device)
-    if cfg.kd_setup == "continual":
-        model.load_state_dict(teachers[0].model.state_dict())
-    params = dict(model.named_parameters())
-    optimizer = make_optimizer(cfg, params.values())
-    batch_gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-
-    # The training set (joint: the first task's teacher's training set, then the student's own) and the
-    # teachers' logits on it at the distilled position, computed once.
-    position = kd_position(cfg)
-    train_x, train_y = data.train_x, data.train_y  # (n, T), (n,)
-    targets = teacher_targets(teachers[-1], train_x, position)  # (n, vocab)
-    p1_x = p1_y = None
-    if cfg.kd_setup in ("joint", "continual"):
-        first = teachers[0]
-        p1_task = build_task(first.cfg)  # the same vocabulary (checked), so the same token ids
-        tokens, answers = (torch.as_tensor(a, device=device) for a in (p1_task.tokens, p1_task.targets))
-        p1_x, p1_y = tokens[first.test_idx], answers[first.test_idx]  # the previous / other task's test set
-        if cfg.kd_setup == "joint":
-            x1, y1 = tokens[first.train_idx], answers[first.train_idx]
-            targets = torch.cat([teacher_targets(first, x1, position), targets])
-            train_x, train_y = torch.cat([x1, train_x]), torch.cat([y1, train_y])
-    n_train = len(train_y)
-    positions = (position, -1) if position != SEQ_LEN[cfg.input_format] - 1 else (-1,)
-    train_loss = loss_fn(cfg)
-
-    mini_batch = mini_batched(cfg.batch_size, n_train)
-    extra = [*(BATCH_METRICS if mini_batch else ()), "train_ce", "train_kl",
-             *(["p1_test_loss", "p1_test_acc"] if p1_x is not None else [])]
-    writer = create_writer(cfg, task, out, {n: tuple(p.shape) for n, p in params.items()}, model.param_dims(),
-                           model.param_roles(), device, extra)
-    recorder = Recorder([writer], list(params), checkpoint_steps(cfg), device, on_flush, extra=extra,
-                        stop_on_divergence=cfg.on_divergence == "stop")
-    not_evaluated = torch.full((2,), math.nan, dtype=torch.float64, device=device)
-
-    def whole_set() -> torch.Tensor:
-        """``(L, accuracy)`` over the whole training set (chunks, no autograd): mini-batched runs' train_*."""
-        out_logits = logits_in_chunks(lambda x: model.logits_at(x, positions), train_x, data.train_chunk,
-                                      out_dim=0)  # (n, Q, vocab)
-        logits = out_logits[:, -1]
-        loss, _ = kd_loss(train_loss(logits, train_y), targets, out_logits[:, 0], cfg.kd_alpha, cfg.temperature,
-                          cfg.loss_dtype)
-        return torch.stack([loss.to(torch.float64), accuracy(logits, train_y)])
-
-    for step in range(cfg.steps + 1):
-        last = step == cfg.steps  # the final row: evaluate θ_steps, no update
-        if not mini_batch:
-            xb, yb, tb = train_x, train_y, targets
-        else:
-            idx = torch.randint(n_train, (cfg.batch_size,), generator=batch_gen).to(device)
-            xb, yb, tb = train_x[idx], train_y[idx], targets[idx]
-        with torch.set_grad_enabled(not last):
-            out_logits = model.logits_at(xb, positions)  # (B, Q, vocab): distilled position, then the answer
-            logits = out_logits[:, -1]  # (B, vocab) at the answer position
-            ce = train_loss(logits, yb)
-            loss, kl = kd_loss(ce, tb, out_logits[:, 0], cfg.kd_alpha, cfg.temperature, cfg.loss_dtype)
-
-        with torch.no_grad():
-            evaluate = step % cfg.eval_every == 0 or last
-            test, p1 = not_evaluated, not_evaluated
-            if evaluate:
-                test_logits = model(data.test_x)  # (n_test, vocab)
-                test = torch.stack([cross_entropy(test_logits, data.test_y, cfg.loss_dtype),
-                                    accuracy(test_logits, data.test_y)])
-                if p1_x is not None:
-                    p1_logits = model(p1_x)  # (n_test_p1, vocab)
-                    p1 = torch.stack([cross_entropy(p1_logits, p1_y, cfg.loss_dtype), accuracy(p1_logits, p1_y)])
-            batch = torch.stack([loss.detach().to(torch.float64), accuracy(logits, yb)])  # (2,)
-            whole = batch if not mini_batch else whole_set() if evaluate else not_evaluated
-            norms = torch.stack(torch._foreach_norm(list(params.values()))).to(torch.float64)  # (n_params,)
-            terms = torch.stack([ce.detach(), kl.detach()]).to(torch.float64)
-            row = torch.cat([whole, test, norms.square().sum().sqrt().view(1), *([batch] if mini_batch else []),
-                             terms, *([p1] if p1_x is not None else [])])
-            recorder.log(step, row[None], norms[None], [p[None] for p in params.values()], last)
-        if last or recorder.finished:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    summary: dict[str, Any] = {"distill": {
-        "setup": cfg.kd_setup, "position": position,
-        "teachers": [{"path": str(t.path.resolve()), "ckpt": t.ckpt, "step": t.step, "p": t.cfg.p,
-                      "op": t.cfg.op, "test_acc": _test_accuracy(t, device)} for t in teachers]}}
-    if cfg.kd_setup == "continual":
-        acc = RunStore(writer.path).read("p1_test_acc")  # (steps committed,)
-        summary["forgetting"] = forgetting_summary(np.arange(len(acc)), acc)
-    writer.root.attrs.update(summary)
-    recorder.finalize(cfg.steps)
-    return writer.path
+    return run([cfg], [out], Distillation(cfg, teachers), on_flush=on_flush)[0]
 
 
 @torch.no_grad()

@@ -1,14 +1,17 @@
-"""Losses on the answer logits: softmax and StableMax cross-entropy, and seed 000's distillation loss.
+"""Losses on the answer logits: softmax and StableMax cross-entropy, MSE, and seed 000's distillation loss.
 
-``loss_fn(cfg)`` is the training loss a config asks for (``cfg.loss``); ``test_loss_fn(cfg)`` the test loss:
-softmax cross-entropy, so test curves of CE and StableMax runs compare directly, except for MSE runs
-(Omnigrok), whose test loss is the same MSE.
+Every loss takes logits ``(…, C)`` and class targets ``(…)`` and a ``reduction``: ``"mean"`` over all
+examples, or ``"none"``, one value per example ``(…)``.  ``loss_fn(cfg)`` is the training loss a config asks
+for (``cfg.loss``, in ``cfg.loss_dtype``); ``test_loss_fn(cfg)`` the test loss: softmax cross-entropy, so
+test curves of CE and StableMax runs compare directly, except for MSE runs (Omnigrok), whose test loss is the
+same MSE.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import functools
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -17,16 +20,28 @@ from grokscope.config.run import RunConfig
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
-Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+class Loss(Protocol):
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, reduction: str = ...) -> torch.Tensor: ...
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "float64") -> torch.Tensor:
-    """Mean cross-entropy of ``logits (B, C)`` against ``targets (B,)``, computed in ``dtype``.
+def _reduced(log_scale: torch.Tensor, targets: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Cross-entropy of log-scale logits ``(…, C)``: torch's own mean for ``(B, C)``, else per example."""
+    if reduction == "mean" and log_scale.dim() == 2:
+        return F.cross_entropy(log_scale, targets)
+    per_example = F.cross_entropy(log_scale.reshape(-1, log_scale.shape[-1]), targets.reshape(-1),
+                                  reduction="none").view(targets.shape)  # (…)
+    return per_example if reduction == "none" else per_example.mean()
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "float64",
+                  reduction: str = "mean") -> torch.Tensor:
+    """Softmax cross-entropy of ``logits (…, C)`` against ``targets (…)``, computed in ``dtype``.
 
     float64 by default: in float32 the log-softmax of a memorized example rounds to 0 once the loss falls
     below ~1e-7, which flattens the late loss curve that grokking analyses read.
     """
-    return F.cross_entropy(logits.to(_DTYPES[dtype]), targets)
+    return _reduced(logits.to(_DTYPES[dtype]), targets, reduction)
 
 
 def stablemax_log_scale(x: torch.Tensor) -> torch.Tensor:
@@ -52,30 +67,26 @@ def stablemax(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 def stablemax_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "float64",
                             reduction: str = "mean") -> torch.Tensor:
-    """``−log StableMax(logits)[target]`` of ``logits (B, C)``, ``targets (B,)``; computed in ``dtype`` as a
+    """``−log StableMax(logits)[target]`` of ``logits (…, C)``, ``targets (…)``; computed in ``dtype`` as a
     log-softmax of ``g(logits)`` (log-sum-exp: no overflow, no log of 0)."""
-    return F.cross_entropy(stablemax_log_scale(logits.to(_DTYPES[dtype])), targets, reduction=reduction)
+    return _reduced(stablemax_log_scale(logits.to(_DTYPES[dtype])), targets, reduction)
+
+
+def mean_squared_error(logits: torch.Tensor, targets: torch.Tensor, dtype: str = "float64",
+                       reduction: str = "mean") -> torch.Tensor:
+    """Omnigrok's loss: squared error of ``logits (…, C)`` to the one-hot targets, averaged over classes."""
+    x = logits.to(_DTYPES[dtype])
+    per_example = (x - F.one_hot(targets, x.shape[-1]).to(x.dtype)).square().mean(-1)  # (…)
+    return per_example if reduction == "none" else per_example.mean()
+
+
+LOSSES = {"ce": cross_entropy, "stablemax": stablemax_cross_entropy, "mse": mean_squared_error}
 
 
 def loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
-    """The training loss ``cfg.loss`` asks for, as ``f(logits (…, C), targets (…)) → loss``, in
-    ``cfg.loss_dtype``; ``reduction="none"`` keeps one value per example, shape ``(…)``."""
-    dtype = _DTYPES[cfg.loss_dtype]
-
-    def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        x = logits.to(dtype)
-        if cfg.loss == "mse":  # Omnigrok: squared error to the one-hot target, averaged over classes too
-            per_example = (x - F.one_hot(targets, x.shape[-1]).to(dtype)).square().mean(-1)  # (…)
-            return per_example if reduction == "none" else per_example.mean()
-        if cfg.loss == "stablemax":
-            x = stablemax_log_scale(x)
-        if reduction == "mean" and x.dim() == 2:
-            return F.cross_entropy(x, targets)
-        per_example = F.cross_entropy(x.reshape(-1, x.shape[-1]), targets.reshape(-1), reduction="none")
-        per_example = per_example.view(targets.shape)  # (…)
-        return per_example if reduction == "none" else per_example.mean()
-
-    return loss
+    """The training loss ``cfg.loss`` asks for, in ``cfg.loss_dtype``: ``f(logits, targets, reduction)``
+    with ``reduction`` defaulting to the one given here."""
+    return functools.partial(LOSSES[cfg.loss], dtype=cfg.loss_dtype, reduction=reduction)
 
 
 def test_loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
@@ -85,17 +96,17 @@ def test_loss_fn(cfg: RunConfig, reduction: str = "mean") -> Loss:
 
 def kl_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0,
                   dtype: str = "float64") -> torch.Tensor:
-    """Mean over rows of ``KL(q_T ‖ q_S) = Σ q_T (log q_T − log q_S)``, ``q = softmax(logits / t)``;
-    logits ``(B, C)``.  Not multiplied by ``t²`` (seed 000's formula as written)."""
-    log_t = F.log_softmax(teacher_logits.to(_DTYPES[dtype]) / temperature, dim=-1)  # (B, C)
-    log_s = F.log_softmax(student_logits.to(_DTYPES[dtype]) / temperature, dim=-1)  # (B, C)
-    return (log_t.exp() * (log_t - log_s)).sum(-1).mean()
+    """``KL(q_T ‖ q_S) = Σ q_T (log q_T − log q_S)``, ``q = softmax(logits / t)``, averaged over the rows of
+    logits ``(…, B, C)`` → ``(…)``.  Not multiplied by ``t²`` (seed 000's formula as written)."""
+    log_t = F.log_softmax(teacher_logits.to(_DTYPES[dtype]) / temperature, dim=-1)  # (…, B, C)
+    log_s = F.log_softmax(student_logits.to(_DTYPES[dtype]) / temperature, dim=-1)  # (…, B, C)
+    return (log_t.exp() * (log_t - log_s)).sum(-1).mean(-1)
 
 
 def kd_loss(ce: torch.Tensor, teacher_logits: torch.Tensor, student_logits: torch.Tensor, alpha: float,
             temperature: float = 1.0, dtype: str = "float64") -> tuple[torch.Tensor, torch.Tensor]:
     """Seed 000's loss ``L = (1 − α)·CE + α·KL(q_T ‖ q_S)`` and its KL term, given the (mean) task loss ``ce``
-    and the teacher's and student's logits ``(B, C)`` at the distilled position.
+    and the teacher's and student's logits ``(…, B, C)`` at the distilled position.
 
     Examples
     --------
@@ -107,6 +118,11 @@ def kd_loss(ce: torch.Tensor, teacher_logits: torch.Tensor, student_logits: torc
     return (1 - alpha) * ce + alpha * kl, kl
 
 
+def hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1.0 where the argmax over all classes of ``logits (…, C)`` is the target ``(…)``, else 0.0 (float64)."""
+    return (logits.argmax(dim=-1) == targets).to(torch.float64)
+
+
 def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Share of rows whose argmax over all classes equals the target (a 0-d float64 tensor)."""
-    return (logits.argmax(dim=-1) == targets).to(torch.float64).mean()
+    return hits(logits, targets).mean()

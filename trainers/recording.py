@@ -1,9 +1,8 @@
 """From training state to run stores: store creation and the device-side buffer of per-step rows.
 
-Shared by the single-run loop (:mod:`grokscope.trainers.train`, one member) and the batched loop
-(:mod:`grokscope.trainers.batched`, M members trained as one stacked model).  Rows stay on the device and
-reach the host only when a block is flushed: every ``FLUSH_ROWS`` steps or ``FLUSH_SECONDS``, then the
-pending checkpoints, then each store's commit marker.
+The loop (:mod:`grokscope.trainers.loop`) logs M members' rows each step, one store per member.  Rows stay on
+the device and reach the host only when a block is flushed: every ``FLUSH_ROWS`` steps or ``FLUSH_SECONDS``,
+then the pending checkpoints, then each member's resume state, then each store's commit marker.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from grokscope.data.build import TaskData
 from grokscope.store.layout import ParamSpec
 from grokscope.store.resume import ResumeSlots
 from grokscope.store.writer import RunWriter, run_writes
+from grokscope.trainers.devices import device_name
 
 SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")  # per-step metric columns
 # Mini-batched runs only: each step's batch loss and accuracy (train_* there are whole-training-set values,
@@ -38,12 +38,6 @@ FLUSH_ROWS = int(os.environ.get("GROKSCOPE_FLUSH_ROWS", "1024"))
 FLUSH_SECONDS = 5.0  # ... or this long since the last one (at least), so live readers see progress
 
 OnFlush = Callable[[int, dict[str, float]], None]
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"{device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def create_writer(cfg: RunConfig, task: TaskData, out: str | Path, shapes: dict[str, tuple[int, ...]],
@@ -88,10 +82,10 @@ class Recorder:
 
     def __init__(self, writers: Sequence[RunWriter], param_names: Sequence[str], ckpt_steps: np.ndarray,
                  device: torch.device, on_flush: OnFlush | None = None, *, start: int = 0,
-                 resume_state: Callable[[], dict[str, np.ndarray]] | None = None, n_groups: int = 0,
+                 resume_state: Callable[[], list[dict[str, np.ndarray]]] | None = None, n_groups: int = 0,
                  extra: Sequence[str] = (), stop_on_divergence: bool = True) -> None:
-        """``start``: the first step to log (a resumed run); ``resume_state()``: the training state at the
-        start of the step being flushed, saved with every flush (single runs); ``n_groups``: subclasses whose
+        """``start``: the first step to log (a resumed run); ``resume_state()``: each member's training state
+        at the start of the step being flushed, saved with every flush into its store; ``n_groups``: subclasses whose
         test accuracy is logged (:data:`GROUP_METRIC`); ``extra``: per-step scalars logged after
         :data:`SCALARS` in every row (created by :func:`create_writer` with the same names)."""
         self.writers = list(writers)
@@ -176,11 +170,12 @@ class Recorder:
         run_writes(writes)
         for m in live:
             self.stopped[m] = self.stop_on_divergence and self.diverged_at[m] is not None
-        if self.slots and not self.stopped[0]:  # the state at the start of `upto`: a resumed run re-runs it
-            state = self.resume_state()
-            run_writes([w for slots in self.slots for w in slots.writes(upto, state)])
-            for slots in self.slots:
-                slots.mark()
+        resumable = [m for m in live if self.slots and not self.stopped[m]]
+        if resumable:  # the state at the start of `upto`: a resumed run re-runs it
+            states = self.resume_state()
+            run_writes([w for m in resumable for w in self.slots[m].writes(upto, states[m])])
+            for m in resumable:
+                self.slots[m].mark()
         run_writes([self.writers[m].commit_write() for m in live])
         self.pending, self.pending_steps = [], []
         # keep writing ≲ 10% of the time: many stores (a batched group) flush less often
@@ -198,10 +193,11 @@ class Recorder:
         """Every member has diverged under ``stop_on_divergence``: nothing is left to train."""
         return all(self.stopped)
 
-    def finalize(self, steps: int) -> None:
-        """Final commit of every store: ``complete``, or ``diverged`` with ``diverged_at`` (the step)."""
+    def finalize(self, steps: int, attrs: Sequence[dict] = ()) -> None:
+        """Final commit of every store: ``complete``, or ``diverged`` with ``diverged_at`` (the step), with each
+        member's summary ``attrs`` (distillation's) among its root attributes."""
         elapsed = time.perf_counter() - self.started
-        for writer, diverged in zip(self.writers, self.diverged_at):
+        for m, (writer, diverged) in enumerate(zip(self.writers, self.diverged_at)):
             extra = {"diverged_at": diverged} if diverged is not None else {}
             writer.finalize("diverged" if diverged is not None else "complete", wall_time_s=round(elapsed, 3),
-                            steps_per_s=round(steps / elapsed, 2), **extra)
+                            steps_per_s=round(steps / elapsed, 2), **extra, **(attrs[m] if attrs else {}))
