@@ -7,6 +7,7 @@ graph builder cannot follow, so the test stages the installed layout in a tempor
 
 import ast
 import re
+import os
 import shutil
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def staged(tmp_path) -> Path:
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", LINT], cwd=root, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+                          env={**os.environ, "PYTHONPATH": str(root)})
 
 
 def test_the_package_keeps_its_import_contracts(staged):

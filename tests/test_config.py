@@ -75,8 +75,8 @@ def test_field_roles_give_the_key_sets_the_consumers_kept_by_hand_before():
     assert MODEL_KEYS == ("model", "n_layers", "d_model", "n_heads", "d_mlp", "act", "norm", "tied", "n_ctx",
                           "n_tokens")
     assert set(IGNORED_KEYS) == {"seed", "device", "preset", "ckpt_every", "ckpt_early", "eval_every"}
-    assert set(CONFIG_KEYS) == {"task", "op", "p", "input_format", "model", "n_layers", "d_model", "n_train",
-                                "frac", "downsample_frac", "weight_decay", "alpha", "lr", "seed"}
+    assert CONFIG_KEYS == ("task", "op", "p", "input_format", "model", "n_layers", "d_model", "n_train", "frac",
+                           "downsample_frac", "weight_decay", "alpha", "lr", "seed")  # analyze's column order
     assert MODULAR_KEYS == ("op", "p", "input_format")
 
 
@@ -102,6 +102,14 @@ def _context(name: str) -> dict:
 def test_positive_fields_refuse_zero_and_below(name):
     with pytest.raises(ConfigError, match=f"{name} must be positive"):
         RunConfig(**{**_context(name), name: 0})
+    if "int" in str(RunConfig.__dataclass_fields__[name].type):  # integers: at least 1, not any positive value
+        with pytest.raises(ConfigError, match=f"{name} must be positive"):
+            RunConfig(**{**_context(name), name: 0.5})
+
+
+def test_moduli_is_kept_on_other_tasks_like_before():
+    """singh2025's moduli travel with the preset; another task keeps them (only singh encodes them)."""
+    assert RunConfig(task="digits", input_format="singh", p=13, moduli="13,11").moduli == "11,13"
 
 
 # unset by default and meaningful for some tasks only (moduli is refused earlier, by its own input-format rule)

@@ -162,3 +162,9 @@ def test_a_killed_imports_hidden_folder_is_removed_by_the_next_import(tmp_path):
     src = grokking_csv(tmp_path / "m.csv", onset=50)
     assert run("import", src, "--out", tmp_path / "theirs.zarr").exit_code == 0
     assert not stale.exists() and live.exists() and RunStore(tmp_path / "theirs.zarr").status == "complete"
+
+
+def test_an_empty_hparam_value_is_kept_as_an_empty_string():
+    from grokscope.importers.sidecar import parse_hparams
+
+    assert parse_hparams(["note=", "frac=0.3"]) == {"note": "", "frac": 0.3}

@@ -56,17 +56,24 @@ MODULAR, TEXT = ("modular",), ("text",)
 
 
 def spec(default: Any, role: str, *, help: str = "", tasks: tuple[str, ...] = (), member: bool = False,
-         column: bool = False, positive: bool = False, compare: bool = True) -> Any:
+         column: int = 0, positive: bool = False, compare: bool = True) -> Any:
     """A RunConfig field and its metadata.
 
     ``help``: the field's one-line explanation (the CLI's option help); ``tasks``: the only tasks the field
     means something for (a ``None``-default field must stay unset for the others; analyze shows None
-    there); ``member``: may differ between runs trained together as one stacked model; ``column``: copied
-    into every row ``grokscope analyze`` prints; ``positive``: must be > 0 when set.
+    there); ``member``: may differ between runs trained together as one stacked model; ``column``: the
+    field's position (1, 2, …) among the config columns of every row ``grokscope analyze`` prints (0: not
+    shown); ``positive``: must be positive when set (at least 1 for integers).
     """
     assert role in ROLES, role
     return field(default=default, compare=compare, metadata={
         "role": role, "help": help, "tasks": tasks, "member": member, "column": column, "positive": positive})
+
+
+def column_names(tasks: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The config fields analyze shows in every row, in their ``column`` order (only those of ``tasks``)."""
+    shown = [f for f in fields(RunConfig) if f.metadata["column"] and (tasks is None or f.metadata["tasks"] == tasks)]
+    return tuple(f.name for f in sorted(shown, key=lambda f: f.metadata["column"]))
 
 
 def field_names(role: str | None = None, **flags: Any) -> tuple[str, ...]:
@@ -89,23 +96,23 @@ class RunConfig:
     """Everything that defines one training run.  Defaults are seed 002's (Zhu et al.) modular setup."""
 
     # --- task -----------------------------------------------------------------------------------------
-    task: str = spec("modular", TASK, column=True,
+    task: str = spec("modular", TASK, column=1,
                      help="modular (seeds 002/000), equidistant/equivariant (seed 001), text (local files), digits")
-    op: str = spec("+", TASK, tasks=MODULAR, column=True,
+    op: str = spec("+", TASK, tasks=MODULAR, column=2,
                    help="a ∘ b mod p, ∘ in + - * / (÷ multiplies by the modular inverse, b ≠ 0)")
-    p: int = spec(113, TASK, tasks=MODULAR, column=True, help="the modulus; must be prime for ÷")
-    input_format: str = spec("zhu", TASK, tasks=MODULAR, column=True,
+    p: int = spec(113, TASK, tasks=MODULAR, column=3, help="the modulus; must be prime for ÷")
+    input_format: str = spec("zhu", TASK, tasks=MODULAR, column=4,
                              help="zhu: `a + b % p =` (answer at `=`); nanda: `a b =`; singh: `a b @ P` (answer at P)")
-    moduli: str | None = spec(None, DATA, tasks=MODULAR,
+    moduli: str | None = spec(None, DATA,
                               help="singh: the study's moduli sharing one vocabulary, e.g. 113,107 (None: p alone)")
     train_ratio: float = spec(0.75, TASK, help="share of all pairs in the train pool; the rest is the fixed test set")
     split_seed: int = spec(0, TASK, help="seeds the pool/test split, shared by every run of a study")
-    n_train: int | None = spec(None, SIZE, member=True, column=True, positive=True,
+    n_train: int | None = spec(None, SIZE, member=True, column=8, positive=True,
                                help="training examples drawn from the pool (None: from frac)")
-    frac: float | None = spec(None, SIZE, member=True, column=True,
+    frac: float | None = spec(None, SIZE, member=True, column=9,
                               help="share of the pool to train on, in (0, 1] (None with n_train None: 1.0)")
     # --- seed 001 class hierarchies (task equidistant / equivariant) -------------------------------------
-    downsample_frac: float | None = spec(None, DATA, tasks=HIERARCHY_TASKS, member=True, column=True,
+    downsample_frac: float | None = spec(None, DATA, tasks=HIERARCHY_TASKS, member=True, column=10,
                                          help="f of eq. 1: down-sampled subclasses get f times the others (None: 1)")
     n_downsampled: int | None = spec(None, DATA, tasks=HIERARCHY_TASKS,
                                      help="down-sampled subclasses per class, the last ones [NF] (None: 1)")
@@ -127,10 +134,10 @@ class RunConfig:
     vocab_size: int | None = spec(None, TASK, tasks=TEXT, positive=True,
                                   help="WordPiece vocabulary learned from the training pool's texts (None: 30522)")
     # --- model ----------------------------------------------------------------------------------------
-    model: str = spec("transformer", MODEL, column=True,
+    model: str = spec("transformer", MODEL, column=5,
                       help="modular: decoder on tokens, MLP on one-hot operands; others: encoder or MLP")
-    n_layers: int = spec(1, MODEL, column=True, positive=True, help="transformer blocks, or MLP hidden layers")
-    d_model: int = spec(128, MODEL, column=True, positive=True, help="residual width, or MLP hidden width")
+    n_layers: int = spec(1, MODEL, column=6, positive=True, help="transformer blocks, or MLP hidden layers")
+    d_model: int = spec(128, MODEL, column=7, positive=True, help="residual width, or MLP hidden width")
     n_heads: int = spec(4, MODEL, positive=True, help="attention heads; d_model must be divisible by them")
     d_mlp: int | None = spec(None, MODEL, positive=True, help="transformer MLP width (None: 4 * d_model)")
     act: str = spec("gelu_tanh", MODEL, help="gelu (exact erf), gelu_tanh (GPT-1's gelu_new), relu")
@@ -144,14 +151,14 @@ class RunConfig:
                      help="normal: N(0, init_std²) weights; default: torch's layer defaults (init_std unused)")
     init_std: float = spec(0.02, TRAINING, member=True, positive=True,
                            help="N(0, std²) for weights, zeros for biases, ones for LayerNorm gains")
-    alpha: float = spec(1.0, TRAINING, member=True, column=True, positive=True,
+    alpha: float = spec(1.0, TRAINING, member=True, column=12, positive=True,
                         help="every initial parameter multiplied by alpha (seed 002 eq. 2)")
     # --- optimisation ---------------------------------------------------------------------------------
     optimizer: str = spec("adamw", TRAINING, help="adamw (decoupled decay), adam (L2 decay) or sgd")
-    lr: float = spec(1e-3, TRAINING, member=True, column=True, positive=True, help="learning rate (constant)")
+    lr: float = spec(1e-3, TRAINING, member=True, column=13, positive=True, help="learning rate (constant)")
     beta1: float = spec(0.9, TRAINING, member=True, help="Adam's β1")
     beta2: float = spec(0.98, TRAINING, member=True, help="Adam's β2 (seed 002: 0.98)")
-    weight_decay: float = spec(1.0, TRAINING, member=True, column=True, help="weight decay λ")
+    weight_decay: float = spec(1.0, TRAINING, member=True, column=11, help="weight decay λ")
     momentum: float = spec(0.0, TRAINING, help="SGD only")
     batch_size: int | None = spec(None, TRAINING, positive=True, help="None: full batch (the papers' setting)")
     steps: int = spec(10_000, TRAINING, positive=True, help="optimiser updates; metrics are logged for steps 0..steps")
@@ -161,7 +168,7 @@ class RunConfig:
                      help="ce (softmax cross-entropy), stablemax (Prieto et al.; test loss ce), mse (one-hot, "
                           "Omnigrok)")
     loss_dtype: str = spec("float64", TRAINING, help="float32 log-softmax underflows once train loss < ~1e-7")
-    seed: int = spec(0, SEED, member=True, column=True, help="data subset, initialisation and batch order")
+    seed: int = spec(0, SEED, member=True, column=14, help="data subset, initialisation and batch order")
     device: str = spec("auto", RECORDING, help="auto: cuda, then mps, then cpu")
     # --- checkpoints ----------------------------------------------------------------------------------
     ckpt_every: int | None = spec(None, RECORDING, positive=True,
@@ -208,10 +215,10 @@ class RunConfig:
             raise ConfigError(f"n_train must be positive, got {self.n_train}")
         if self.seed < 0 or self.split_seed < 0:  # numpy's seed sequences take non-negative integers only
             raise ConfigError(f"seeds must be non-negative, got seed={self.seed}, split_seed={self.split_seed}")
-        for name in field_names(positive=True):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.metadata["positive"] and value is not None and not (value >= 1 if "int" in str(f.type) else value > 0):
+                raise ConfigError(f"{f.name} must be positive, got {value}")
         if self.ckpt_early < 0:
             raise ConfigError(f"ckpt_early must be non-negative, got {self.ckpt_early}")
         if self.model == "transformer" and self.d_model % self.n_heads:

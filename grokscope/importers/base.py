@@ -109,10 +109,10 @@ def check_steps(raw: np.ndarray, where: Sequence[str], path: Path, field_name: s
     return raw.astype(np.int64)
 
 
-def split_option(item: str, option: str, form: str, example: str) -> tuple[str, str]:
+def split_option(item: str, option: str, form: str, example: str, allow_empty: bool = False) -> tuple[str, str]:
     """``--option NAME=VALUE`` → ``(NAME, VALUE)``, NAME stripped; a ConfigError naming the option, the
-    ``form`` expected and an ``example`` when either side is empty."""
+    ``form`` expected and an ``example`` when NAME (or, unless ``allow_empty``, VALUE) is empty."""
     name, sep, value = item.partition("=")
-    if not sep or not name.strip() or not value:
+    if not sep or not name.strip() or not (value or allow_empty):
         raise ConfigError(f"{option} {item!r}: expected {form}, e.g. {option} {example}")
     return name.strip(), value

@@ -68,7 +68,7 @@ def parse_hparams(items: Sequence[str]) -> dict[str, Any]:
     """``--hparam KEY=VALUE`` options → ``{KEY: value}``."""
     out: dict[str, Any] = {}
     for item in items:
-        key, value = split_option(item, "--hparam", "KEY=VALUE", "frac=0.3")
+        key, value = split_option(item, "--hparam", "KEY=VALUE", "frac=0.3", allow_empty=True)
         out[key] = parse_value(value)
     return out
 

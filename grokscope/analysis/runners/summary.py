@@ -17,17 +17,17 @@ from grokscope.analysis.measures.intervals import IntervalRule, grokking_interva
 from grokscope.analysis.measures.onset import Criteria, generalization_step, grokking_delay, memorization_step
 from grokscope.analysis.measures.stability import StabilityRule, stability
 from grokscope.analysis.runners.subclasses import subclass_summary
-from grokscope.config.run import MODULAR, field_names
+from grokscope.config.run import MODULAR, column_names
 from grokscope.errors import ConfigError, GrokscopeError
 from grokscope.store.reader import RunStore
 from grokscope.store.runs import find_runs, run_labels
 
 CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
 # Config fields copied into each row, so tables and CDS fits can group by them.
-CONFIG_KEYS = field_names(column=True)
+CONFIG_KEYS = column_names()
 # Fields that describe modular arithmetic only: other tasks' configs carry their defaults, which mean nothing
 # there (a text run is not "p = 113"), so their rows hold None.  A store without ``task`` is modular.
-MODULAR_KEYS = field_names(column=True, tasks=MODULAR)
+MODULAR_KEYS = column_names(tasks=MODULAR)
 
 
 def _last_valid(values: np.ndarray | None) -> float | None:
