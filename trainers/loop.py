@@ -74,8 +74,9 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
         on_flush: OnFlush | None = None, resume: bool = False) -> list[Path]:
     """Train the resolved ``cfgs`` (one run, or one group with ``stacked``) into one store each.
 
-    With ``resume``, ``outs`` are stopped runs' stores (:func:`reopen_stopped`): training continues from each
-    store's resume state, or from step 0 in the same store where it saved none.  Returns the store paths.
+    With ``resume``, ``outs`` is one stopped run's store (:func:`reopen_stopped`; a stopped member of a stacked
+    group resumes alone): training continues from its resume state, or from step 0 in the same store where it
+    saved none.  Returns the store paths.
     """
     device = resolve_device(cfgs[0].device)
     cfgs = [dataclasses.replace(c, device=str(device)) for c in cfgs]
@@ -98,16 +99,16 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
     batches = Batches(train_set, cfg.batch_size, [c.seed for c in cfgs])
     extra = (*(BATCH_METRICS if batches.mini else ()), *objective.columns)  # after SCALARS in every row
 
-    # stores: new ones, or the stopped runs' own
+    # stores: new ones, or the stopped run's own
     start = 0
-    if resume:
-        writers = [RunWriter.reopen(out) for out in outs]
-        start = _continue(writers, tasks, extra, members, batches)
+    if resume:  # one run (OneRun)
+        writers = [RunWriter.reopen(outs[0])]
+        start = _continue(writers[0], tasks[0], extra, members, batches)
     else:
         writers = [create_writer(c, t, out, shapes, models[0].param_dims(), models[0].param_roles(), device, extra)
                    for c, t, out in zip(cfgs, tasks, outs)]
     recorder = Recorder(writers, list(shapes), checkpoint_steps(cfg), device, on_flush, start=start,
-                        resume_state=None if stacked else lambda: members.capture(batches.at_step),
+                        resume_state=lambda: members.capture(batches.at_step),
                         n_groups=test_set.n_groups, extra=extra, stop_on_divergence=stop)
     not_evaluated = torch.full((M, 2), math.nan, dtype=torch.float64, device=device)
     groups_not_evaluated = torch.full((M, test_set.n_groups), math.nan, dtype=torch.float64, device=device)
@@ -153,29 +154,25 @@ def reopen_stopped(out: str | Path) -> RunConfig:
     return RunConfig.from_dict(writer.root.attrs["config"])
 
 
-def _continue(writers: Sequence[RunWriter], tasks: Sequence[TaskData], extra: Sequence[str], members: Members,
-              batches: Batches) -> int:
-    """Restore the stopped runs' training state from their stores; returns the step to continue at.
+def _continue(writer: RunWriter, task: TaskData, extra: Sequence[str], members: OneRun, batches: Batches) -> int:
+    """Restore a stopped run's training state from its store; returns the step to continue at.
 
     A store without resume state (stopped before its first flush) is emptied (its commit marker reset, so
     readers never see old rows mixed with new ones) and its run trained again from step 0.
     """
-    for writer, task in zip(writers, tasks):  # the same data, or the continued run would not be the one that started
-        for key in ("source", "test_source"):
-            then, now = (a.get(key) or {} for a in (writer.root.attrs["task"], task.attrs))
-            if then.get("sha256") != now.get("sha256"):
-                raise StoreError(f"{writer.path}: its data file {then.get('path')} changed since the run started "
-                                 f"(sha256 differs); resuming would train on other data")
-    if all((w.resume or {}).get("slot") for w in writers):
-        saved = [load_resume_state(w.path) for w in writers]  # [(step, state)]
-        members.restore([state for _, state in saved], batches.generators)
-        return saved[0][0]
-    for writer in writers:
-        missing = [name for name in extra if name not in writer.metrics]
-        if missing:
-            raise StoreError(f"{writer.path} has no {missing[0]} array (written by an older grokscope); train it "
-                             "again")
-        writer.steps_written = writer.ckpts_written = 0
-        writer.resume = None
-        writer.commit()  # readers see no rows until the restarted run's first flush
+    for key in ("source", "test_source"):  # the same data, or the continued run would not be the one that started
+        then, now = (a.get(key) or {} for a in (writer.root.attrs["task"], task.attrs))
+        if then.get("sha256") != now.get("sha256"):
+            raise StoreError(f"{writer.path}: its data file {then.get('path')} changed since the run started "
+                             f"(sha256 differs); resuming would train on other data")
+    if (writer.resume or {}).get("slot"):
+        start, state = load_resume_state(writer.path)
+        members.restore([state], batches.generators)
+        return start
+    missing = [name for name in extra if name not in writer.metrics]
+    if missing:
+        raise StoreError(f"{writer.path} has no {missing[0]} array (written by an older grokscope); train it again")
+    writer.steps_written = writer.ckpts_written = 0
+    writer.resume = None
+    writer.commit()  # readers see no rows until the restarted run's first flush
     return 0
