@@ -11,7 +11,6 @@ from grokscope import RunStore, from_preset
 from grokscope.cli.main import app
 from grokscope.config.run import RunConfig
 from grokscope.errors import ConfigError, GrokscopeError
-from grokscope.store.resume import load_resume_state
 from grokscope.sweeps.grid import group_key, parse_values, plan_sweep, run_id
 from grokscope.trainers import train
 from grokscope.trainers.batched import train_batched
@@ -76,41 +75,6 @@ def test_a_batched_group_equals_its_runs_trained_alone(tmp_path, optimizer, batc
         np.testing.assert_allclose(b.read("param_norm"), a.read("param_norm"), rtol=1e-3, atol=1e-4)
         diff = np.concatenate([np.abs(b.read_param(n) - a.read_param(n)).ravel() for n in a.param_names()])
         assert np.median(diff) < 1e-6 and np.quantile(diff, 0.99) < 1e-4 and diff.max() < cfg.lr
-
-
-class _Stop(Exception):
-    pass
-
-
-def test_a_stopped_batched_member_resumes_alone(tmp_path, monkeypatch):
-    """A group stopped after its first flush saved each member's state (its slice of the stacked parameters
-    and Adam moments, its batch order): ``train --resume`` continues a member alone from that step, and it
-    ends where the uninterrupted group's member ends, to the rounding that separates stacked from alone."""
-    monkeypatch.setattr("grokscope.trainers.recording.FLUSH_ROWS", 8)
-    cfgs = [from_preset("demo", **{**TINY, "ckpt_every": 7}, batch_size=32, frac=f, seed=s, lr=lr)
-            for f, s, lr in [(0.6, 0, 1e-3), (1.0, 1, 3e-3)]]
-
-    def stop(step, latest):
-        raise _Stop
-
-    cut = [tmp_path / f"cut{i}.zarr" for i in range(2)]
-    with pytest.raises(_Stop):
-        train_batched(cfgs, cut, on_flush=stop)
-    whole = [RunStore(p) for p in train_batched(cfgs, [tmp_path / f"whole{i}.zarr" for i in range(2)])]
-    for i in range(2):
-        stopped = RunStore(cut[i])
-        assert stopped.status == "running" and stopped.attrs["committed"]["resume"]["step"] == 7
-        start, state = load_resume_state(cut[i])  # the state at the start of step 7: the group's checkpoint
-        assert start == 7 and state["opt.embed.weight.step"] == [7.0]  # 7 Adam steps taken
-        ckpt = whole[i].checkpoint_steps().tolist().index(7)
-        for name in whole[i].param_names():
-            assert np.array_equal(state[f"param.{name}"], whole[i].read_param(name, ckpt)), name
-    resumed = RunStore(train(None, cut[1], resume=True))
-    assert resumed.status == "complete" and resumed.n_steps == 31
-    for name in ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm", "batch_loss", "batch_acc"):
-        got, want = resumed.read(name), whole[1].read(name)
-        assert np.array_equal(got[:7], want[:7], equal_nan=True), name  # rows committed by the group
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=name)
 
 
 def test_mixed_shapes_are_refused_as_one_group(tmp_path):

@@ -74,9 +74,9 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
         on_flush: OnFlush | None = None, resume: bool = False) -> list[Path]:
     """Train the resolved ``cfgs`` (one run, or one group with ``stacked``) into one store each.
 
-    With ``resume``, ``outs`` is one stopped run's store (:func:`reopen_stopped`; a stopped member of a stacked
-    group resumes alone): training continues from its resume state, or from step 0 in the same store where it
-    saved none.  Returns the store paths.
+    With ``resume``, ``outs`` is one stopped run's store (:func:`reopen_stopped`): training continues from its
+    resume state, or from step 0 in the same store where it saved none.  Stacked members save no resume state
+    (:class:`~grokscope.trainers.members.Stacked`).  Returns the store paths.
     """
     device = resolve_device(cfgs[0].device)
     cfgs = [dataclasses.replace(c, device=str(device)) for c in cfgs]
@@ -108,7 +108,7 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
         writers = [create_writer(c, t, out, shapes, models[0].param_dims(), models[0].param_roles(), device, extra)
                    for c, t, out in zip(cfgs, tasks, outs)]
     recorder = Recorder(writers, list(shapes), checkpoint_steps(cfg), device, on_flush, start=start,
-                        resume_state=lambda: members.capture(batches.at_step),
+                        resume_state=None if stacked else lambda: members.capture(batches.at_step),
                         n_groups=test_set.n_groups, extra=extra, stop_on_divergence=stop)
     not_evaluated = torch.full((M, 2), math.nan, dtype=torch.float64, device=device)
     groups_not_evaluated = torch.full((M, test_set.n_groups), math.nan, dtype=torch.float64, device=device)

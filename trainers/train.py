@@ -26,9 +26,8 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
 
     With ``resume=True``, ``out`` is a stopped run's store: its own config is used (``cfg`` is ignored) and
     training continues from its last commit, reproducing the uninterrupted run exactly (on CPU, bit for
-    bit), distilled runs too; a stopped member of a batched group continues alone (equal to its group's run
-    to float rounding); a store that holds no resume state (stopped before its first flush) is trained again
-    from step 0 into the same store.  ``on_flush(step, latest)`` is
+    bit), distilled runs too; a store that holds no resume state (stopped before its first flush, or trained
+    in a batched group) is trained again from step 0 into the same store.  ``on_flush(step, latest)`` is
     called after every block write with the newest logged values (the CLI's progress bar).  Validation errors
     (:class:`~grokscope.errors.ConfigError`) happen before anything is written.
 
