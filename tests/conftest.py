@@ -1,6 +1,10 @@
 """Shared test helpers (fixtures) for the grokscope test suite."""
 
+import numpy as np
 import pytest
+
+from grokscope.store.layout import ParamSpec
+from grokscope.store.writer import RunWriter
 
 
 def _assert_one_line_error(result, *fragments):
@@ -139,3 +143,45 @@ def store_kinds(tmp_path_factory):
     shutil.copytree(kinds["sweep_member"], sweep.root / "runs" / f".frac=0.9_seed=0.zarr.creating-{dead.pid}")
     assert not os.path.exists(root / "killed.zarr")
     return kinds
+
+
+# --- two constructed runs for reports and charts ---------------------------------------------------------
+
+REPORT_CURVES = ("train_loss", "train_acc", "test_loss", "test_acc", "l2_norm")
+
+
+def _report_run(path, *, mem=400, gen=1500, n_train=2000, seed=0, p=7, n_steps=2001):
+    """A modular run: train accuracy ≥ 0.99 from ``mem``, test accuracy 1 from ``gen``, L2 = 40·e^(−t/1000),
+    and an embedding whose Fourier spectrum is frequency 2 only, growing over 5 checkpoints."""
+    t = np.arange(n_steps, dtype=np.float64)
+    ckpts = np.linspace(0, n_steps - 1, 5).astype(np.int64)
+    x = 2 * np.pi * 2 * np.arange(p) / p
+    embed = np.zeros((5, p + 3, 4), np.float32)  # (ckpt, vocab, d_model): p numbers + 3 other tokens
+    embed[:, :p, 0], embed[:, :p, 1] = np.cos(x), np.sin(x)
+    embed *= np.arange(1, 6, dtype=np.float32)[:, None, None]
+    writer = RunWriter(
+        path, n_steps=n_steps, metrics={name: () for name in REPORT_CURVES}, ckpt_steps=ckpts,
+        attrs={"config": {"task": "modular", "p": p, "n_train": n_train, "seed": seed},
+               "model": {"param_roles": {"embedding": "embed.weight",
+                                         "embedding_orientation": "vocab_first"}}},
+        params=[ParamSpec("embed.weight", (p + 3, 4), ("vocab", "d_model"))])
+    writer.write_metrics(0, {"train_acc": np.where(t >= mem, 1.0, 0.98 * t / mem),
+                             "test_acc": np.where(t >= gen, 1.0, 0.1), "train_loss": np.exp(-t / 300),
+                             "test_loss": np.where(t >= gen, 0.01, 3.0), "l2_norm": 40 * np.exp(-1e-3 * t)})
+    writer.write_checkpoints(0, {"embed.weight": embed})
+    writer.finalize()
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_report_run():
+    return _report_run
+
+
+@pytest.fixture(scope="module")
+def report_runs(tmp_path_factory):
+    """Two modular runs that memorize at 400 and generalize at 1500 and 1200 (seeds 0, 1)."""
+    root = tmp_path_factory.mktemp("runs")
+    _report_run(root / "a.zarr")
+    _report_run(root / "b.zarr", gen=1200, seed=1)
+    return root
