@@ -62,3 +62,42 @@ def test_mlp_reads_one_hot_operand_pairs():
     out = model(torch.tensor([[1, 2], [3, 4]]))
     assert out.shape == (2, 59)
     assert set(model.param_dims()) == {name for name, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+@pytest.mark.parametrize("norm, layers, fmt", [("post", 1, "zhu"), ("pre", 1, "nanda"), ("none", 1, "nanda"),
+                                              ("pre", 2, "zhu"), ("post", 2, "nanda")])
+def test_first_block_lookup_equals_the_per_example_computation(norm, layers, fmt, stacked):
+    """Batches larger than the vocabulary take the first block's q/k/v from (position, token) tables; in
+    float64 the logits and every gradient equal the per-example computation (batches smaller than the
+    vocabulary) to rounding."""
+    from grokscope.trainers.functional import answer_logits, transformer_logits
+
+    cfg = resolve(from_preset("demo", p=11, d_model=16, d_mlp=32, norm=norm, n_layers=layers, input_format=fmt))
+    task = build_task(cfg)
+    vocab = task.vocab_size
+    tokens = torch.as_tensor(task.tokens[:60])  # 60 examples > vocab (≤ 16 tokens)
+    params = []
+    for seed in (0, 1) if stacked else (0,):
+        torch.manual_seed(seed)
+        params.append(dict(build_model(cfg, vocab).double().named_parameters()))
+    P = ({k: torch.stack([p[k].detach() for p in params]).requires_grad_() for k in params[0]} if stacked
+         else params[0])
+    x = torch.stack([tokens, tokens.flip(0)]) if stacked else tokens  # (M, B, T) or (B, T)
+
+    def value_and_grads(logits_of):
+        for p in P.values():
+            p.grad = None
+        logits = logits_of(x)
+        logits.square().sum().backward()
+        return logits.detach(), {k: p.grad.clone() for k, p in P.items()}
+
+    chunk = vocab - 1  # per-example path: fewer examples than vocabulary rows in each call
+    looked_up = value_and_grads(lambda t: answer_logits(P, cfg, t))
+    direct = value_and_grads(lambda t: torch.cat([answer_logits(P, cfg, t[..., i:i + chunk, :])
+                                                  for i in range(0, t.shape[-2], chunk)], dim=-2))
+    torch.testing.assert_close(looked_up[0], direct[0], rtol=1e-12, atol=1e-12)
+    for name in P:
+        torch.testing.assert_close(looked_up[1][name], direct[1][name], rtol=1e-10, atol=1e-10, msg=name)
+    every = transformer_logits(P, cfg, x, list(range(tokens.shape[-1])))  # every position queries (causal)
+    torch.testing.assert_close(every[..., -1, :].detach(), looked_up[0], rtol=1e-12, atol=1e-12)

@@ -69,25 +69,32 @@ def rows(x: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
     return x[..., list(positions), :]
 
 
-def attention(P: Params, prefix: str, x: torch.Tensor, n_heads: int, q_pos: Sequence[int] | None,
-              causal: bool = True, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+def attention(P: Params, prefix: str, x: torch.Tensor | None, n_heads: int, q_pos: Sequence[int] | None,
+              causal: bool = True, key_mask: torch.Tensor | None = None,
+              qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Multi-head self-attention ``(…, T, d) → (…, Q, d)``; queries from ``q_pos`` (None: all).
 
     ``causal``: a query sees only positions up to its own (decoders); ``key_mask (…, T)`` bool: keys that may
-    be attended (False: padding), for encoders on padded text.
+    be attended (False: padding), for encoders on padded text.  ``qkv``: the projections already computed,
+    ``q (…, Q, d)``, ``k``, ``v (…, T, d)`` (:func:`first_block_lookup`); ``x`` is then unused.
     """
-    *lead, T, d = x.shape
-    w, b = P[prefix + "qkv.weight"], P[prefix + "qkv.bias"]  # rows: q, k, v
+    if qkv is not None:
+        q, k, v = qkv
+        *lead, T, d = k.shape
+    else:
+        *lead, T, d = x.shape
+        w, b = P[prefix + "qkv.weight"], P[prefix + "qkv.bias"]  # rows: q, k, v
+        if q_pos is None:
+            q, k, v = linear(x, w, b).split(d, dim=-1)  # 3 × (…, T, d)
+        else:
+            q = linear(rows(x, q_pos), w[..., :d, :], b[..., :d])  # (…, Q, d)
+            k, v = linear(x, w[..., d:, :], b[..., d:]).split(d, dim=-1)  # 2 × (…, T, d)
     mask = None  # (Q, T) or (…, 1, 1, T) broadcast over heads and queries
     if q_pos is None:
-        q, k, v = linear(x, w, b).split(d, dim=-1)  # 3 × (…, T, d)
         if causal and T <= SMALL_T:
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-    else:
-        q = linear(rows(x, q_pos), w[..., :d, :], b[..., :d])  # (…, Q, d)
-        k, v = linear(x, w[..., d:, :], b[..., d:]).split(d, dim=-1)  # 2 × (…, T, d)
-        if causal and min(q_pos) < T - 1:  # some query must not see later positions
-            mask = torch.arange(T, device=x.device) <= torch.tensor(q_pos, device=x.device)[:, None]  # (Q, T)
+            mask = torch.ones(T, T, dtype=torch.bool, device=k.device).tril()
+    elif causal and min(q_pos) < T - 1:  # some query must not see later positions
+        mask = torch.arange(T, device=k.device) <= torch.tensor(q_pos, device=k.device)[:, None]  # (Q, T)
     Q, hd = q.shape[-2], d // n_heads
     q, k, v = (t.reshape(*t.shape[:-1], n_heads, hd) for t in (q, k, v))  # (…, ·, h, hd)
     if T <= SMALL_T and causal:  # (encoders: SDPA measured 1.4× faster at T = 10)
@@ -109,11 +116,13 @@ def attention(P: Params, prefix: str, x: torch.Tensor, n_heads: int, q_pos: Sequ
 
 
 def block(P: Params, i: int, cfg: RunConfig, x: torch.Tensor, q_pos: Sequence[int] | None,
-          hidden: list | None = None, causal: bool = True, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+          hidden: list | None = None, causal: bool = True, key_mask: torch.Tensor | None = None,
+          qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Transformer block ``i`` with LayerNorm after (GPT-1), before (GPT-2) or nowhere (Nanda).
-    ``(…, T, d) → (…, Q, d)``; appends the MLP's hidden activations to ``hidden`` if given."""
+    ``(…, T, d) → (…, Q, d)``; appends the MLP's hidden activations to ``hidden`` if given.  With ``qkv``
+    (the attention's projections, :func:`first_block_lookup`) ``x`` is the residual at the query rows only."""
     pre = f"blocks.{i}."
-    resid = x if q_pos is None else rows(x, q_pos)
+    resid = x if q_pos is None or qkv is not None else rows(x, q_pos)
 
     def mlp(h: torch.Tensor) -> torch.Tensor:
         a = ACTIVATIONS[cfg.act](linear(h, P[pre + "mlp.fc_in.weight"], P[pre + "mlp.fc_in.bias"]))
@@ -125,13 +134,49 @@ def block(P: Params, i: int, cfg: RunConfig, x: torch.Tensor, q_pos: Sequence[in
         return layer_norm(h, P[pre + f"ln{n}.weight"], P[pre + f"ln{n}.bias"])
 
     if cfg.norm == "pre":
-        h = resid + attention(P, pre + "attn.", ln(x, 1), cfg.n_heads, q_pos, causal, key_mask)
+        a = None if qkv is not None else ln(x, 1)
+        h = resid + attention(P, pre + "attn.", a, cfg.n_heads, q_pos, causal, key_mask, qkv)
         return h + mlp(ln(h, 2))
-    h = resid + attention(P, pre + "attn.", x, cfg.n_heads, q_pos, causal, key_mask)
+    h = resid + attention(P, pre + "attn.", x, cfg.n_heads, q_pos, causal, key_mask, qkv)
     if cfg.norm == "post":
         h = ln(h, 1)
         return ln(h + mlp(h), 2)
     return h + mlp(h)
+
+
+def lookup(table: torch.Tensor, tokens: torch.Tensor, positions: Sequence[int]) -> torch.Tensor:
+    """Rows ``table[…, t, token]`` for the ``tokens (…, B, Q)`` at ``positions`` (one ``t`` per column):
+    ``table (T, V, n)`` or stacked ``(M, T, V, n)`` → ``(…, B, Q, n)``; an embedding lookup, so the backward
+    pass scatter-adds into the table."""
+    T, V, n = table.shape[-3:]
+    index = tokens + torch.tensor(positions, device=tokens.device) * V  # (…, B, Q) rows of (T·V, n)
+    if table.dim() == 3:
+        return F.embedding(index, table.reshape(T * V, n))
+    M = table.shape[0]  # stacked: member m's rows follow member m − 1's
+    index = index + torch.arange(M, device=tokens.device).view(M, 1, 1) * (T * V)  # (M, B, Q)
+    return F.embedding(index, table.reshape(M * T * V, n))
+
+
+def first_block_lookup(P: Params, cfg: RunConfig, tokens: torch.Tensor, q_pos: Sequence[int]
+                       ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """The first block's inputs for ``tokens (…, B, T)`` looked up instead of computed per example.
+
+    Its input at position ``t`` is ``embed[token] + pos[t]``: a function of (position, token) alone, and so is
+    its attention projection (LayerNorm, where it comes first, is per row too).  Both are computed once per
+    (position, vocabulary entry), ``(…, T, V, ·)``, and gathered: ``B·T·3d²`` multiply-adds become ``T·V·3d²``,
+    the saving when the vocabulary (modular tasks: ~p) is smaller than the batch.  Returns the residual at
+    ``q_pos`` ``(…, B, Q, d)`` and ``(q (…, B, Q, d), k, v (…, B, T, d))`` for :func:`block`.
+    """
+    embed, T = P["embed.weight"], tokens.shape[-1]
+    d = embed.shape[-1]
+    pos = P["pos_embed.weight"][..., :T, :]  # (…, T, d)
+    x = embed[..., None, :, :] + pos[..., :, None, :]  # (…, T, V, d)
+    a = layer_norm(x, P["blocks.0.ln1.weight"], P["blocks.0.ln1.bias"]) if cfg.norm == "pre" else x
+    table = linear(a, P["blocks.0.attn.qkv.weight"], P["blocks.0.attn.qkv.bias"])  # (…, T, V, 3d)
+    q_tokens = tokens[..., list(q_pos)]  # (…, B, Q)
+    q = lookup(table[..., :d], q_tokens, q_pos)  # (…, B, Q, d)
+    k, v = (lookup(table[..., j * d:(j + 1) * d], tokens, range(T)) for j in (1, 2))  # 2 × (…, B, T, d)
+    return lookup(x, q_tokens, q_pos), (q, k, v)
 
 
 def transformer_logits(P: Params, cfg: RunConfig, tokens: torch.Tensor, positions: Sequence[int],
@@ -139,11 +184,20 @@ def transformer_logits(P: Params, cfg: RunConfig, tokens: torch.Tensor, position
     """Logits ``(…, B, Q, vocab)`` at ``positions`` of ``tokens (…, B, T)``; ``hidden`` collects the last
     block's MLP activations at those positions."""
     T = tokens.shape[-1]
-    pos = P["pos_embed.weight"][..., :T, :]  # (…, T, d)
-    x = embedding(tokens, P["embed.weight"]) + (pos if pos.dim() == 2 else pos[:, None])  # (…, B, T, d)
-    for i in range(cfg.n_layers - 1):
+    positions = [p % T for p in positions]
+    last = cfg.n_layers - 1
+    if P["embed.weight"].shape[-2] < tokens.shape[-2]:  # fewer vocabulary rows than examples
+        first_q = positions if last == 0 else list(range(T))
+        resid, qkv = first_block_lookup(P, cfg, tokens, first_q)
+        x = block(P, 0, cfg, resid, first_q, hidden if last == 0 else None, qkv=qkv)
+    else:
+        pos = P["pos_embed.weight"][..., :T, :]  # (…, T, d)
+        x = embedding(tokens, P["embed.weight"]) + (pos if pos.dim() == 2 else pos[:, None])  # (…, B, T, d)
+        x = block(P, 0, cfg, x, positions if last == 0 else None, hidden if last == 0 else None)
+    for i in range(1, last):
         x = block(P, i, cfg, x, None)
-    x = block(P, cfg.n_layers - 1, cfg, x, [p % T for p in positions], hidden)  # (…, B, Q, d)
+    if last > 0:
+        x = block(P, last, cfg, x, positions, hidden)  # (…, B, Q, d)
     if cfg.norm == "pre":
         x = layer_norm(x, P["ln_final.weight"], P["ln_final.bias"])
     return linear(x, P["embed.weight"] if cfg.tied else P["unembed.weight"])  # (…, B, Q, vocab)
