@@ -310,14 +310,32 @@ def run_case(name: str, root: Path) -> dict[str, np.ndarray]:
     return collect(stores)
 
 
+MACHINE = "machine"  # the golden file's one key that is no case: where it was recorded (:func:`machine`)
+
+
+def machine() -> str:
+    """What decides how CPU torch rounds: its version and the vector unit its kernels use (AVX2, AVX512, …)."""
+    import torch
+
+    return f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}"
+
+
+def recorded_on(path: Path = GOLDEN) -> str | None:
+    """The :func:`machine` that recorded the golden file (None: not recorded)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return str(npz[MACHINE]) if MACHINE in npz.files else None
+
+
 def read_golden(path: Path = GOLDEN) -> dict[str, dict[str, np.ndarray]]:
     """``{case: {"<member>/<array>": value}}`` from the golden file."""
     cases: dict[str, dict[str, np.ndarray]] = {}
     with np.load(path, allow_pickle=False) as npz:
         for key in npz.files:
-            case, rest = key.split("/", 1)
-            cases.setdefault(case, {})[rest] = npz[key]
+            if key != MACHINE:
+                case, rest = key.split("/", 1)
+                cases.setdefault(case, {})[rest] = npz[key]
     return cases
 
 
-__all__ = ["CASES", "GOLDEN", "collect", "deterministic", "load_cases", "read_golden", "run_case"]
+__all__ = ["CASES", "GOLDEN", "MACHINE", "collect", "deterministic", "load_cases", "machine", "read_golden",
+           "recorded_on", "run_case"]

@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     import grokscope
 
     torch.set_num_threads(1)
-    print(f"grokscope {grokscope.__version__} from {Path(grokscope.__file__).parent}, torch {torch.__version__}")
+    print(f"grokscope {grokscope.__version__} from {Path(grokscope.__file__).parent}, {cases.machine()}")
     arrays: dict[str, np.ndarray] = {}
+    if args.cases and args.out.exists() and cases.recorded_on(args.out) != cases.machine():
+        parser.error(f"{args.out} was recorded on {cases.recorded_on(args.out)}, this is {cases.machine()}: "
+                     "re-record every case")
     if args.cases and args.out.exists():  # re-record some cases, keep the others
         arrays = {f"{case}/{key}": value for case, values in cases.read_golden(args.out).items()
                   if case not in args.cases for key, value in values.items()}
@@ -59,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             ends = ", ".join(f"{k.split('/')[0]} {v}" for k, v in values.items() if k.endswith("/status"))
             print(f"{name:45s} {time.perf_counter() - started:5.2f} s  {len(values):3d} arrays  {ends}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    arrays[cases.MACHINE] = np.asarray(cases.machine())
     np.savez_compressed(args.out, **dict(sorted(arrays.items())))
     print(f"{len(arrays)} arrays, {args.out.stat().st_size / 1024:.0f} KiB -> {args.out} "
           f"({time.perf_counter() - total:.1f} s)")
