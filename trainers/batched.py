@@ -20,16 +20,16 @@ from grokscope.config.resolve import resolve
 from grokscope.config.run import RunConfig
 from grokscope.errors import ConfigError
 from grokscope.sweeps.grid import MEMBER_FIELDS, group_key
-from grokscope.trainers.loop import Objective, run
+from grokscope.trainers.loop import EarlyStop, Objective, run
 from grokscope.trainers.recording import OnFlush
 
 
 def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
-                  on_flush: OnFlush | None = None) -> list[Path]:
+                  on_flush: OnFlush | None = None, early_stop: EarlyStop | None = None) -> list[Path]:
     """Train ``cfgs`` (one group: equal :func:`grokscope.sweeps.grid.group_key`) together; one store per run.
 
     Raises :class:`ConfigError` for an empty or mixed group, or an optimizer it cannot stack (SGD runs
-    train one by one).
+    train one by one).  ``early_stop`` ends members a forecast advises to stop (:class:`EarlyStop`).
     """
     if not cfgs or len(cfgs) != len(outs):
         raise ConfigError("train_batched needs one output path per config, and at least one config")
@@ -41,4 +41,4 @@ def train_batched(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], *,
                           "others train full-batch; train them in separate groups")
     if cfgs[0].optimizer not in ("adam", "adamw"):
         raise ConfigError(f"optimizer {cfgs[0].optimizer!r} does not stack; train those runs one by one")
-    return run(cfgs, outs, Objective(cfgs[0]), stacked=True, on_flush=on_flush)
+    return run(cfgs, outs, Objective(cfgs[0]), stacked=True, on_flush=on_flush, early_stop=early_stop)

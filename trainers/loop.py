@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,22 @@ from grokscope.trainers.losses import hits, loss_fn, test_loss_fn
 from grokscope.trainers.members import Members, OneRun, Stacked
 from grokscope.trainers.models import build_model
 from grokscope.trainers.recording import BATCH_METRICS, OnFlush, Recorder, create_writer
+
+
+@dataclasses.dataclass(frozen=True)
+class EarlyStop:
+    """Stop members that will not generalize: after the row of step ``round(at_frac · steps)`` is committed,
+    ``decide(stores, step)`` gets the live members' store paths and returns, per store, ``None`` (train on) or
+    a dict saying why to stop (a forecast); those stores end at that step with status ``stopped_early`` and
+    the dict as their ``stopped_early`` attribute.  ``decide`` must pickle (sweeps send it to workers)."""
+
+    at_frac: float
+    decide: Callable[[Sequence[Path], int], Sequence[dict | None]]
+
+    def step(self, steps: int) -> int | None:
+        """The step to decide at in a run of ``steps`` steps (None: no step strictly inside the run)."""
+        at = round(self.at_frac * steps)
+        return at if 0 < at < steps else None
 
 
 class Objective:
@@ -71,12 +87,13 @@ class Objective:
 
 
 def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Objective, *, stacked: bool = False,
-        on_flush: OnFlush | None = None, resume: bool = False) -> list[Path]:
+        on_flush: OnFlush | None = None, resume: bool = False, early_stop: EarlyStop | None = None) -> list[Path]:
     """Train the resolved ``cfgs`` (one run, or one group with ``stacked``) into one store each.
 
     With ``resume``, ``outs`` is one stopped run's store (:func:`reopen_stopped`): training continues from its
     resume state, or from step 0 in the same store where it saved none.  Stacked members save no resume state
-    (:class:`~grokscope.trainers.members.Stacked`).  Returns the store paths.
+    (:class:`~grokscope.trainers.members.Stacked`).  ``early_stop`` ends the members it advises to stop
+    (:class:`EarlyStop`).  Returns the store paths.
     """
     device = resolve_device(cfgs[0].device)
     cfgs = [dataclasses.replace(c, device=str(device)) for c in cfgs]
@@ -113,6 +130,7 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
     not_evaluated = torch.full((M, 2), math.nan, dtype=torch.float64, device=device)
     groups_not_evaluated = torch.full((M, test_set.n_groups), math.nan, dtype=torch.float64, device=device)
     test_loss = test_loss_fn(cfg)
+    decide_at = early_stop.step(cfg.steps) if early_stop else None
 
     for step in range(start, cfg.steps + 1):
         last = step == cfg.steps  # the final row: evaluate θ_steps, no update
@@ -137,12 +155,26 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
             row = torch.cat([whole, test, norms.square().sum(1, keepdim=True).sqrt(),
                              *([on_batch] if batches.mini else []), *terms, *tests], dim=1)  # (M, columns)
             recorder.log(step, row, norms, members.tensors(), last, groups)
+        if step == decide_at and step >= start:
+            _stop_early(early_stop, step, recorder, members)
         if last or recorder.finished:
             break
         members.step(loss)
 
     recorder.finalize(cfg.steps, [objective.summary(w.path) for w in writers])
     return [w.path for w in writers]
+
+
+def _stop_early(early_stop: EarlyStop, step: int, recorder: Recorder, members: Members) -> None:
+    """Commit the rows up to ``step``, ask ``early_stop`` about the live members and end those it stops."""
+    if recorder.first_row <= step:  # not flushed by the row's own log
+        recorder.flush(step)
+    live = recorder.live()
+    verdicts = early_stop.decide([recorder.writers[m].path for m in live], step)
+    for m, why in zip(live, verdicts):
+        if why is not None:
+            recorder.end_early(m, step, why)
+            members.drop(m)
 
 
 def reopen_stopped(out: str | Path) -> RunConfig:

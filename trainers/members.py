@@ -75,6 +75,9 @@ class OneRun:
     def restore(self, states: Sequence[dict[str, np.ndarray]], generators: Sequence[torch.Generator]) -> None:
         restore(states[0], self.params, self.optimizer, generators[0])
 
+    def drop(self, m: int) -> None:
+        """Stop updating member ``m``: the run's only member, so the loop ends (its recorder is finished)."""
+
 
 class Stacked:
     """M same-shaped runs: each parameter stacked ``(M, …)`` from the members' ``models`` (initialised as
@@ -94,6 +97,7 @@ class Stacked:
         self.params = {name: torch.stack([dict(m.named_parameters())[name].detach() for m in models]).to(device)
                        .requires_grad_() for name in names}  # name → (M, …)
         self.optimizer = StackedAdam(self.params.values(), cfgs, decoupled=self.cfg.optimizer == "adamw")
+        self.stop = stop
         self.alive = torch.ones(len(cfgs), dtype=torch.bool, device=device) if stop else None  # (M,)
 
     def logits(self, x: torch.Tensor, positions: Sequence[int] | None = None) -> torch.Tensor:
@@ -119,14 +123,21 @@ class Stacked:
         return list(self.params.values())
 
     def step(self, loss: torch.Tensor) -> None:
-        """One update of every member (alive ones only under ``stop``) on ``loss (M,)``."""
+        """One update of every member (alive ones only under ``stop``, or after :meth:`drop`) on ``loss (M,)``."""
         if self.alive is None:
             loss.sum().backward()
             self.optimizer.step()
             return
-        self.alive &= torch.isfinite(loss.detach())
+        if self.stop:
+            self.alive &= torch.isfinite(loss.detach())
         torch.where(self.alive, loss, 0.0).sum().backward()
         self.optimizer.step(self.alive)
+
+    def drop(self, m: int) -> None:
+        """Stop updating member ``m`` (stopped early): it is masked as a diverged member is."""
+        if self.alive is None:
+            self.alive = torch.ones(self.optimizer.lr.shape[0], dtype=torch.bool, device=self.optimizer.lr.device)
+        self.alive[m] = False
 
 
 class StackedAdam:

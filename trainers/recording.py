@@ -110,7 +110,8 @@ class Recorder:
         self.slots = [ResumeSlots(w) for w in self.writers] if resume_state else []
         # first step with a non-finite training loss; a resumed run finds it in the rows it already committed
         self.diverged_at: list[int | None] = [self._committed_divergence(w, start) for w in self.writers]
-        self.stopped = [False] * M  # diverged under stop_on_divergence: its store is finished
+        self.stopped = [False] * M  # diverged under stop_on_divergence, or stopped early: its store is finished
+        self.stopped_early: list[int | None] = [None] * M  # the step a member was stopped at (end_early)
         self.started = time.perf_counter()
 
     def _committed_divergence(self, writer: RunWriter, start: int) -> int | None:
@@ -188,9 +189,23 @@ class Recorder:
                 latest[name] = float(seen[-1]) if len(seen) else math.nan
             self.on_flush(upto, latest)
 
+    def live(self) -> list[int]:
+        """The members whose stores are still written to."""
+        return [m for m, stopped in enumerate(self.stopped) if not stopped]
+
+    def end_early(self, m: int, step: int, attrs: dict) -> None:
+        """End member ``m``'s store at ``step`` (flushed already) with status ``stopped_early``, ``attrs``
+        (why) recorded as its ``stopped_early`` attribute; nothing more is written to it."""
+        if step + 1 != self.first_row:
+            raise RuntimeError(f"end_early at step {step} needs the rows up to it flushed")
+        self.stopped[m], self.stopped_early[m] = True, step
+        elapsed = time.perf_counter() - self.started
+        self.writers[m].finalize("stopped_early", stopped_early_at=step, stopped_early=attrs,
+                                 wall_time_s=round(elapsed, 3), steps_per_s=round(step / max(elapsed, 1e-9), 2))
+
     @property
     def finished(self) -> bool:
-        """Every member has diverged under ``stop_on_divergence``: nothing is left to train."""
+        """Every member has diverged under ``stop_on_divergence`` or was stopped early: nothing is left."""
         return all(self.stopped)
 
     def finalize(self, steps: int, attrs: Sequence[dict] = ()) -> None:
@@ -198,6 +213,8 @@ class Recorder:
         member's summary ``attrs`` (distillation's) among its root attributes."""
         elapsed = time.perf_counter() - self.started
         for m, (writer, diverged) in enumerate(zip(self.writers, self.diverged_at)):
+            if self.stopped_early[m] is not None:
+                continue  # finalized when it stopped
             extra = {"diverged_at": diverged} if diverged is not None else {}
             writer.finalize("diverged" if diverged is not None else "complete", wall_time_s=round(elapsed, 3),
                             steps_per_s=round(steps / elapsed, 2), **extra, **(attrs[m] if attrs else {}))

@@ -23,12 +23,14 @@ from grokscope.store.layout import FINISHED
 from grokscope.store.reader import RunStore
 from grokscope.store.runs import is_run_store
 from grokscope.sweeps.grid import MAX_PADDING, Sweep, groups
+from grokscope.trainers.loop import EarlyStop
 
 
-def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | None = None) -> list[dict[str, Any]]:
+def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | None = None,
+              early_stop: EarlyStop | None = None) -> list[dict[str, Any]]:
     """Train one group of runs (a worker task).  Returns one ``{store, status[, error]}`` per run.
 
-    Finished stores (:data:`~grokscope.store.layout.FINISHED`: complete or diverged) are kept; stores left
+    Finished stores (:data:`~grokscope.store.layout.FINISHED`: complete, diverged, stopped early) are kept; stores left
     incomplete by a stopped sweep are removed and trained again.  Each run's status is read from its own
     store afterwards, so a failure (of the stacked group, or of one run trained alone) marks only the runs it
     left unfinished as failed.
@@ -50,13 +52,13 @@ def run_group(configs: list[dict[str, Any]], outs: list[str], threads: int | Non
     errors: dict[Path, str] = {}
     if len(todo) > 1 and todo[0][0].optimizer in ("adam", "adamw"):
         try:
-            train_batched([c for c, _ in todo], [p for _, p in todo])
+            train_batched([c for c, _ in todo], [p for _, p in todo], early_stop=early_stop)
         except Exception as exc:  # report, don't kill the sweep: other groups go on
             errors = {p: f"{type(exc).__name__}: {exc}" for _, p in todo}
     else:
         for cfg, path in todo:
             try:
-                train(cfg, path)
+                train(cfg, path, early_stop=early_stop)
             except Exception as exc:  # this run fails; the group's other runs still train
                 errors[path] = f"{type(exc).__name__}: {exc}"
     return [_result(out, errors.get(Path(out))) for out in outs]
@@ -91,8 +93,10 @@ def dask_executor(scheduler: str | None, workers: int):
 
 def execute_sweep(sweep: Sweep, executor: cf.Executor, *, batch: bool = True, max_batch: int = 64,
                   max_padding: float = MAX_PADDING, workers: int = 1,
-                  on_done: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Train every run of ``sweep`` that is not finished (complete or diverged); returns the final index.
+                  on_done: Callable[[int, int], None] | None = None,
+                  early_stop: EarlyStop | None = None) -> dict[str, Any]:
+    """Train every run of ``sweep`` that is not finished (:data:`~grokscope.store.layout.FINISHED`); returns the
+    final index.  ``early_stop`` (picklable) ends the runs a forecast advises to stop.
 
     Runs are stacked in groups of at most ``max_batch`` whose data sizes differ by at most ``max_padding``
     padding (:func:`grokscope.sweeps.grid.groups`).  ``on_done(done, total)`` is called as groups finish
@@ -104,7 +108,8 @@ def execute_sweep(sweep: Sweep, executor: cf.Executor, *, batch: bool = True, ma
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     futures = {}
     for ids in groups(pending, max_batch if batch else 1, max_padding):
-        args = ([pending[rid].to_dict() for rid in ids], [str(sweep.store_path(rid)) for rid in ids], threads)
+        args = ([pending[rid].to_dict() for rid in ids], [str(sweep.store_path(rid)) for rid in ids], threads,
+                early_stop)
         futures[executor.submit(run_group, *args)] = ids
     failures: dict[str, str] = {}
     done = 0

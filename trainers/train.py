@@ -14,14 +14,14 @@ from grokscope.config.run import RunConfig
 from grokscope.errors import ConfigError
 from grokscope.trainers.devices import resolve_device
 from grokscope.trainers.distill import Distillation, check_distillation
-from grokscope.trainers.loop import Objective, reopen_stopped, run
+from grokscope.trainers.loop import EarlyStop, Objective, reopen_stopped, run
 from grokscope.trainers.recording import OnFlush
 
 __all__ = ["resolve_device", "train"]  # resolve_device: the CLI checks --device before writing anything
 
 
 def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = None,
-          resume: bool = False) -> Path:
+          resume: bool = False, early_stop: EarlyStop | None = None) -> Path:
     """Train one run and write its store at ``out`` (which must not exist).  Returns the store path.
 
     With ``resume=True``, ``out`` is a stopped run's store: its own config is used (``cfg`` is ignored) and
@@ -34,7 +34,8 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
     Mini-batched runs log ``train_loss``/``train_acc`` over the whole training set at evaluation steps (NaN
     between) and each step's batch values as ``batch_loss``/``batch_acc``.  A non-finite training loss (the
     batch loss when mini-batched) ends the run with status ``diverged``; with ``on_divergence="stop"`` the
-    store's rows end at that step (:class:`~grokscope.trainers.recording.Recorder`).
+    store's rows end at that step (:class:`~grokscope.trainers.recording.Recorder`).  ``early_stop`` ends the
+    run at its decision step if it advises so (status ``stopped_early``; :class:`~grokscope.trainers.loop.EarlyStop`).
 
     Examples
     --------
@@ -47,4 +48,4 @@ def train(cfg: RunConfig | None, out: str | Path, *, on_flush: OnFlush | None = 
         raise ConfigError(f"kd_setup={cfg.kd_setup!r} is a distillation run: use grokscope distill")
     cfg = resolve(cfg)
     objective = Objective(cfg) if cfg.kd_setup == "none" else Distillation(cfg, check_distillation(cfg))
-    return run([cfg], [out], objective, on_flush=on_flush, resume=resume)[0]
+    return run([cfg], [out], objective, on_flush=on_flush, resume=resume, early_stop=early_stop)[0]

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # xarray loads on first open_run: analyze and --help never pa
     pass
 
 SCHEMA_VERSION = 1
-FINISHED = ("complete", "diverged")  # statuses no trainer will write to again
+FINISHED = ("complete", "diverged", "stopped_early")  # statuses no trainer will write to again
 METRIC_CHUNK = 16384  # steps per chunk of a per-step scalar (fewer chunks: faster reads of long runs)
 CKPT_SHARD = 32  # checkpoints per shard file of each parameter array
 CKPT_CHUNK_BYTES = 256 * 1024  # small parameters pack several checkpoints per chunk (fewer, cheaper writes)

@@ -138,7 +138,7 @@ def write_analysis(path: str | os.PathLike, name: str, arrays: Mapping[str, tupl
                    attrs: Mapping[str, Any]) -> bool:
     """Save derived results as group ``analysis/<name>`` (replacing an older one); dims named per array.
 
-    Only a finished store (``complete`` or ``diverged``) is written to, so analysis never races a live
+    Only a finished store (:data:`~grokscope.store.layout.FINISHED`) is written to, so analysis never races a live
     trainer; returns whether it wrote.  Metadata is re-consolidated afterwards so consolidated readers see
     the new group.
     """
