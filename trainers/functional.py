@@ -8,7 +8,9 @@ at once.  :mod:`grokscope.trainers.models` holds the parameters of one run and c
 trainer calls them with stacked parameters.
 
 The transformer does only the work the answer logits need: in its last block only the query positions
-asked for attend and run the MLP, and only they are unembedded (other positions still give keys/values).
+asked for attend and run the MLP, and only they are unembedded (other positions still give keys/values).  Its
+first block takes q/k/v from tables over (position, vocabulary entry) when the batch outnumbers the vocabulary
+(:func:`first_block_lookup`): the same numbers, computed ~B/V times less often.
 """
 
 from __future__ import annotations
