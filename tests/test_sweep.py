@@ -71,9 +71,15 @@ def test_a_batched_group_equals_its_runs_trained_alone(tmp_path, optimizer, batc
         # Adam divides by √v: where a gradient is ~0 (a ReLU neuron at the edge of dying), rounding-level
         # differences between a batched matmul and a plain one become O(lr) steps. So: the typical weight
         # equal to rounding, and no weight further apart than the learning rate (measured after 30 steps:
-        # median 0, 99th percentile 4e-5, max 5e-4 at lr 3e-3), while every logged metric agrees to 1e-5.
+        # median 0, 99th percentile 1.5e-8, max 4.5e-8), while every logged metric agrees to 1e-5.
+        # The key bias is left out of the max: its exact gradient is 0 (softmax ignores a constant added to
+        # every score), so Adam moves it by ~lr a step in the sign of rounding noise, which differs between
+        # the two computations (measured: up to 1.07 lr apart after 30 steps).
         np.testing.assert_allclose(b.read("param_norm"), a.read("param_norm"), rtol=1e-3, atol=1e-4)
-        diff = np.concatenate([np.abs(b.read_param(n) - a.read_param(n)).ravel() for n in a.param_names()])
+        d = cfg.d_model
+        diffs = {n: np.abs(b.read_param(n) - a.read_param(n)) for n in a.param_names()}
+        diffs["blocks.0.attn.qkv.bias"] = np.delete(diffs["blocks.0.attn.qkv.bias"], np.s_[d:2 * d], axis=-1)
+        diff = np.concatenate([v.ravel() for v in diffs.values()])
         assert np.median(diff) < 1e-6 and np.quantile(diff, 0.99) < 1e-4 and diff.max() < cfg.lr
 
 
