@@ -52,12 +52,13 @@ from grokscope.cli import analyze as _analyze  # noqa: E402
 from grokscope.cli import cds as _cds  # noqa: E402
 from grokscope.cli import distill as _distill  # noqa: E402
 from grokscope.cli import dynamics as _dynamics  # noqa: E402
+from grokscope.cli import forecast as _forecast  # noqa: E402
 from grokscope.cli import import_ as _import  # noqa: E402
 from grokscope.cli import report as _report  # noqa: E402
 from grokscope.cli import sweep as _sweep  # noqa: E402
 from grokscope.cli import train as _train  # noqa: E402
 
-for _module in (_train, _distill, _sweep, _analyze, _cds, _dynamics, _import, _report):
+for _module in (_train, _distill, _sweep, _analyze, _cds, _dynamics, _forecast, _import, _report):
     _module.register(app)
 
 

@@ -27,6 +27,7 @@ COMMANDS = {
     "fourier": [["--json", "--weights-only"], ["--json"]],
     "cds": [["--json"]],
     "report": [["--json"]],
+    "forecast": [["--json"], ["--at-frac", "0.5", "--json"], []],
 }
 CASES = [(kind, command, args) for kind in KINDS for command, arg_lists in COMMANDS.items() for args in arg_lists]
 
@@ -82,6 +83,10 @@ MUST_WORK = [
     ("root", "fourier", ["--json"]),  # some runs have no checkpoints: their rows say so
     ("root", "dynamics", ["--json"]),
     ("root", "analyze", ["--intervals", "--json"]),
+    ("root", "forecast", ["--json"]),  # every kind at once: unusable runs get error rows or abstain
+    ("stopped", "forecast", ["--json"]),  # a killed run: forecast from its committed prefix
+    ("imported_sparse", "forecast", ["--json"]),  # eval every 250 steps, no L2: the no_l2 signals
+    ("imported_losses", "forecast", ["--json"]),  # losses only: the losses signals
 ]
 
 
@@ -139,6 +144,8 @@ FLAG_VALUES = {
     "cds": [("--test-acc", st.floats(-1, 2)), ("--epsilon", st.floats(-1, 2)), ("--smooth", st.floats(-2, 50)),
             ("--clip", st.integers(-10, 400)), ("--bootstrap", st.integers(-2, 20)), ("--level", st.floats(-1, 2)),
             ("--thresholds", st.sampled_from(["0.5,0.9", "2", "x", "0.9"]))],
+    "forecast": [("--at", st.integers(-5, 6000)), ("--at-frac", st.floats(-1, 2)), ("--test-acc", st.floats(-1, 2)),
+                 ("--test-loss-below", st.floats(-1, 3))],
 }
 
 
