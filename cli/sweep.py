@@ -3,8 +3,10 @@
 Every trainer flag takes a comma list or a ``start:stop:step`` range here; the grid is their cartesian
 product (× ``--seeds``).  Runs that share a shape train together as one stacked model (``--no-batch`` trains
 each alone).  Rerunning the same command on the same ``--out`` resumes: complete runs are kept.
+``--stop-early`` ends the runs a forecast says will not generalize within their steps (docs/forecast.md).
 """
 
+import functools
 import inspect
 import sys
 from pathlib import Path
@@ -45,6 +47,32 @@ def split_flags(values: dict[str, Any], seeds: Optional[int]) -> tuple[dict[str,
     return fixed, grid
 
 
+STOP_ATTRS = ("at", "budget", "feature_set", "p_generalize", "stop_threshold", "predicted_generalization_step",
+              "interval_80", "compute_saved_steps", "reason")  # a stopped store keeps these of its forecast
+
+
+def forecast_decision(paths: list[Path], step: int, *, model: Any) -> list[Optional[dict[str, Any]]]:
+    """``--stop-early``'s decision in a sweep worker: each store's forecast at ``step`` by ``model``; the
+    forecast (its :data:`STOP_ATTRS`) where it advises stopping, else None (continue, or abstain)."""
+    from grokscope.analysis.runners.forecast import forecast_store
+
+    verdicts = []
+    for path in paths:
+        row = forecast_store(path, at=step, model=model)
+        verdicts.append({k: row.get(k) for k in STOP_ATTRS} if row.get("advice") == "stop" else None)
+    return verdicts
+
+
+def early_stop_rule(model_path: Optional[Path]):
+    """The trainers' :class:`~grokscope.trainers.loop.EarlyStop` for ``--stop-early``: the forecast model's own
+    decision point (its ``at_frac`` of each run's steps), the model loaded (and checked) before any training."""
+    from grokscope.analysis.runners.forecast import load_model
+    from grokscope.trainers.loop import EarlyStop
+
+    model = load_model(model_path)
+    return EarlyStop(model.at_frac, functools.partial(forecast_decision, model=model))
+
+
 def sweep_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Sweep directory (index + runs/).")],
     preset: Annotated[Optional[str], typer.Option(help=f"Start from a preset: {', '.join(PRESETS)}.")] = None,
@@ -59,6 +87,13 @@ def sweep_command(
              "in another group (0: equal sizes only, 1: ignore sizes) [default: 0.1].")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the sweep index as one JSON document.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    stop_early: Annotated[bool, typer.Option(
+        "--stop-early", help="At the forecast model's decision point (10 % of the steps for the packaged one), "
+                             "stop the runs it says will not generalize within their steps; a stopped run "
+                             "that would have generalized is lost (docs/forecast.md: the measured miss rate).")
+    ] = False,
+    forecast_model: Annotated[Optional[Path], typer.Option(
+        help="Forecast model JSON for --stop-early (grokscope forecast fit; default: the packaged one).")] = None,
     **values: Any,
 ) -> None:
     """Train a grid of runs (data size × model size × seeds × …) into a sweep directory."""
@@ -70,12 +105,15 @@ def sweep_command(
         raise ConfigError(f"--max-padding must be in [0, 1], got {max_padding}")
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    if forecast_model is not None and not stop_early:
+        raise ConfigError("--forecast-model goes with --stop-early")
     from grokscope.sweeps.grid import MAX_PADDING, plan_sweep
 
     fixed, grid = split_flags(values, seeds)
     sweep = plan_sweep(out, preset, fixed, grid)  # validates every grid point before anything is written
     for device in sorted({cfg.device for cfg in sweep.runs.values()}):
         check_device(device)
+    early_stop = early_stop_rule(forecast_model) if stop_early else None
     from grokscope.cli.progress import TrainingProgress
     from grokscope.trainers.sweep import dask_executor, execute_sweep, local_executor
 
@@ -88,14 +126,17 @@ def sweep_command(
         with TrainingProgress(len(sweep.runs) - 1, enabled=not quiet, label="runs") as progress:
             index = execute_sweep(sweep, pool, batch=batch, max_batch=max_batch, workers=workers,
                                   max_padding=MAX_PADDING if max_padding is None else max_padding,
-                                  on_done=lambda done, total: progress.update(done - 1, {}))
+                                  on_done=lambda done, total: progress.update(done - 1, {}),
+                                  early_stop=early_stop)
     finally:
         pool.shutdown()
         if client is not None:
             client.close()
     failed = [rid for rid, run in index["runs"].items() if run["status"] == "failed"]
+    stopped = sum(run["status"] == "stopped_early" for run in index["runs"].values())
     print(f"{out}: {len(index['runs'])} runs ({index['trained']} trained, {index['already_complete']} already "
-          f"finished, {len(failed)} failed)", file=sys.stderr)
+          f"finished, {len(failed)} failed" + (f", {stopped} stopped early" if stop_early else "") + ")",
+          file=sys.stderr)
     if json_:
         print_json(index)
     if failed:

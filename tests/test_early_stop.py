@@ -97,3 +97,65 @@ def test_a_sweep_keeps_stopped_runs_and_does_not_train_them_again(tmp_path):
     with cf.ThreadPoolExecutor(1) as pool:
         again = execute_sweep(sweep, pool)
     assert again["trained"] == 0 and again["already_complete"] == 2
+
+
+# --- grokscope sweep --stop-early: the forecast's advice in real sweep workers (spawned processes) ----------
+
+def _model_file(path, threshold):
+    """The packaged forecast model with every stop threshold set to ``threshold`` (1: stop every run it can
+    forecast, 0: stop none)."""
+    import dataclasses
+
+    from grokscope.analysis.runners.forecast import load_model
+
+    model = load_model()
+    model = dataclasses.replace(model, submodels=tuple(dataclasses.replace(s, stop_threshold=threshold)
+                                                       for s in model.submodels))
+    path.write_text(model.to_json())
+    return path
+
+
+SWEEP = ["sweep", "--preset", "demo", "--p", "17", "--d-model", "16", "--d-mlp", "32", "--steps", "40",
+         "--seeds", "2", "--quiet", "--json"]
+
+
+@pytest.mark.parametrize("threshold, status", [(1.0, "stopped_early"), (0.0, "complete")])
+def test_sweep_stop_early_follows_the_forecast(tmp_path, threshold, status):
+    import json
+
+    from typer.testing import CliRunner
+
+    from grokscope.cli.main import app
+
+    model = _model_file(tmp_path / "model.json", threshold)
+    result = CliRunner().invoke(app, [*SWEEP, "--out", str(tmp_path / "sw"), "--stop-early",
+                                      "--forecast-model", str(model)])
+    assert result.exit_code == 0, result.output
+    index = json.loads(result.stdout)
+    assert [run["status"] for run in index["runs"].values()] == [status] * 2
+    for run in index["runs"].values():
+        store = RunStore(tmp_path / "sw" / run["store"])
+        if status == "stopped_early":  # the packaged model decides at 10 % of the steps
+            assert store.n_steps == 5 and store.attrs["stopped_early_at"] == 4
+            assert store.attrs["stopped_early"]["p_generalize"] < 1.0
+            assert store.attrs["stopped_early"]["compute_saved_steps"] == 36
+        else:
+            assert store.n_steps == 41
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--forecast-model", "{tmp}/model.json"], "--forecast-model goes with --stop-early"),
+    (["--stop-early", "--forecast-model", "{tmp}/missing.json"], "missing.json"),
+    (["--stop-early", "--forecast-model", "{tmp}/not_a_model.json"], "not a forecast model"),
+])
+def test_sweep_stop_early_refuses_bad_models_before_training(tmp_path, extra, fragment, assert_one_line_error):
+    from typer.testing import CliRunner
+
+    from grokscope.cli.main import app
+
+    _model_file(tmp_path / "model.json", 0.5)
+    (tmp_path / "not_a_model.json").write_text('{"grid": [1, 2]}')
+    result = CliRunner().invoke(app, [*SWEEP, "--out", str(tmp_path / "sw"),
+                                      *[e.format(tmp=tmp_path) for e in extra]])
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "sw").exists()

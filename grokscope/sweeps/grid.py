@@ -2,8 +2,8 @@
 
 A sweep directory holds ``sweep.json`` (the index: the grid and each run id's parameters, written by the
 coordinating process only) and ``runs/<run id>.zarr``, one store per run, each written by the one worker that
-trains it.  A run's status is read from its own store (complete, diverged, running or missing), so workers
-never share a file and a stopped sweep resumes by training what is not finished.
+trains it.  A run's status is read from its own store (complete, diverged, stopped_early, running or missing),
+so workers never share a file and a stopped sweep resumes by training what is not finished.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ class Sweep:
         return path
 
     def status(self, rid: str) -> str:
-        """complete | diverged | running (a store exists but is not finished: stopped or in progress) |
-        pending (no store) | foreign (something else at the store's path)."""
+        """complete | diverged | stopped_early | running (a store exists but is not finished: stopped or in
+        progress) | pending (no store) | foreign (something else at the store's path)."""
         path = self.store_path(rid)
         if not path.exists():
             return "pending"
