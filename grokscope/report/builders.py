@@ -35,6 +35,7 @@ from grokscope.charts import (
 from grokscope.charts.runs import run_labels
 from grokscope.charts.subclasses import subclass_chart, subclass_frame
 from grokscope.errors import GrokscopeError
+from grokscope.report.forecast import forecast_builder
 from grokscope.report.sweeps import SWEEP_CHARTS
 from grokscope.store.reader import RunStore
 
@@ -195,6 +196,7 @@ CHARTS: dict[str, Builder] = {
     "subclasses": subclass_builder,
     "forgetting": forgetting_builder,
     "spectrum": spectrum_builder,
+    "forecast": forecast_builder,
     **SWEEP_CHARTS,  # stepwise, generalization, cds, landscape: a sweep over data (and model) sizes
 }
 
