@@ -84,7 +84,7 @@ def forecast_command(
                   title=f"forecast backtest at {result['at_frac']:g} of the budget")
         met = ", ".join(f"{k} {'met' if v else 'missed' if v is not None else 'n/a'}"
                         for k, v in result["targets_met"].items())
-        print(f"targets (issue #16): {met}", file=sys.stderr)
+        print(f"targets (docs/forecast.md): {met}", file=sys.stderr)
         return
     rows = runner.forecast_runs(targets, at=at, at_frac=at_frac, model=chosen, criteria=criteria)
     emit_rows(rows, FORECAST_COLUMNS, as_json=json_, as_csv=False, title="forecast")
