@@ -57,9 +57,9 @@ def test_unknown_suffix_writes_nothing(report_runs, tmp_path):
 
 def test_report_page_is_self_contained(report_runs):
     page, names = report_html(load_runs([report_runs]))
-    assert names == ["accuracy", "loss", "l2", "spectrum"]  # one run: the sweep charts do not apply
-    assert list(CHARTS) == ["accuracy", "loss", "l2", "subclasses", "forgetting", "spectrum", "stepwise",
-                            "generalization", "cds", "landscape"]
+    assert names == ["accuracy", "loss", "l2", "spectrum", "forecast"]  # two runs: the sweep charts do not apply
+    assert list(CHARTS) == ["accuracy", "loss", "l2", "subclasses", "forgetting", "spectrum", "forecast",
+                            "stepwise", "generalization", "cds", "landscape"]
     assert not re.search(r"<script[^>]*\bsrc\s*=", page)  # no external script at all
     assert not re.search(r"(?i)src\s*=\s*[\"']?https?://", page)
     assert page.count("<script") == 2  # the inlined Vega bundle, then the embedding code
@@ -85,7 +85,7 @@ def test_report_command_json_and_single_chart(report_runs, tmp_path):
                                  "--log-x"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["charts"] == ["accuracy", "loss", "l2", "spectrum"] and doc["runs"] == 1
+    assert doc["charts"] == ["accuracy", "loss", "l2", "spectrum", "forecast"] and doc["runs"] == 1
     assert doc["bytes"] == (tmp_path / "r.html").stat().st_size
     result = runner.invoke(app, ["report", str(report_runs), "-o", str(tmp_path / "l2.png"), "--chart", "l2"])
     assert result.exit_code == 0, result.stderr
@@ -160,7 +160,7 @@ def test_report_of_a_trained_run(tmp_path):
 
     path = train(from_preset("demo", steps=30), tmp_path / "demo.zarr")
     page, names = report_html(load_runs([path]))
-    assert names == ["accuracy", "loss", "l2", "spectrum"]  # a modular run with checkpoints
+    assert names == ["accuracy", "loss", "l2", "spectrum", "forecast"]  # a modular run with checkpoints
     assert "<td>demo</td>" in page
 
 

@@ -1,4 +1,4 @@
-"""The report's forecast chart (docs/forecast.md): for each of a few runs, the packaged forecast model asked at
+"""The report's forecast chart (docs/forecast.md): for each of a few runs (a page that overlays its runs), the packaged forecast model asked at
 several points of the run (:data:`CUTS` of its budget, and the model's own decision point), drawn over what
 the run then did (:func:`grokscope.charts.forecast.forecast_chart`).  Runs the model abstains on at its
 decision point (no accuracy or loss logged by then, too few evaluations) get no chart."""
@@ -19,7 +19,10 @@ CUTS = tuple(round(0.05 * i, 2) for i in range(1, 11))  # 5 %, 10 %, …, 50 % o
 
 
 def forecast_builder(inp: Any) -> Any | None:
-    """A forecast chart per run (the first :data:`MAX_RUNS` the model can forecast), or None."""
+    """A forecast chart per run (the first :data:`MAX_RUNS` the model can forecast), or None; None for a page
+    whose runs are grouped (a sweep: forecast its runs with ``grokscope forecast``)."""
+    if inp.group_by is not None:
+        return None
     model = load_model()
     charts = []
     for run, label in zip(inp.runs, run_labels(inp.runs)):
