@@ -203,7 +203,7 @@ def in_chromium(report_runs, tmp_path_factory):
 def test_report_renders_offline_in_chromium(in_chromium):
     seen = in_chromium["report"]
     assert seen["problems"] == []
-    assert seen["rendered"] == "4" and seen["svgs"] == 4  # one SVG per chart
+    assert seen["rendered"] == "5" and seen["svgs"] == 5  # one SVG per chart (accuracy, loss, l2, spectrum, forecast)
     assert seen["urls"] == [seen["uri"]]  # nothing else was even requested
     pixels = png_pixels(seen["screenshot"])
     assert pixels.shape[:2] == (2000, 1200)
