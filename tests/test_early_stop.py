@@ -60,8 +60,11 @@ def test_a_run_the_decision_keeps_is_the_run_without_it(tmp_path):
         np.testing.assert_array_equal(values, _metrics(full)[name], err_msg=name)
 
 
-def test_stacked_members_stop_alone_and_the_others_train_on_unchanged(tmp_path):
-    cfgs = [from_preset("demo", **TINY, seed=s, frac=0.5) for s in range(3)]
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_stacked_members_stop_alone_and_the_others_train_on_unchanged(tmp_path, batch_size):
+    """After the decision the group trains only the members left (stopped ones leave every stacked tensor,
+    their batch generators and optimizer state with them); those end bit for bit where they would have."""
+    cfgs = [from_preset("demo", **TINY, seed=s, frac=f, batch_size=batch_size) for s, f in enumerate([0.5, 0.7, 0.6])]
     plain = train_batched(cfgs, [tmp_path / f"plain{s}.zarr" for s in range(3)])
     early = train_batched(cfgs, [tmp_path / f"early{s}.zarr" for s in range(3)],
                           early_stop=EarlyStop(AT, _stop_if({"early1.zarr"})))

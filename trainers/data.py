@@ -73,6 +73,12 @@ class Examples:
     n_groups: int = 0
     idx: torch.Tensor | None = None  # (M, B) the rows of the training set a mini-batch drew; None: every row
 
+    def select(self, keep: torch.Tensor) -> Examples:
+        """The set of the members ``keep`` (indices along the member axis) only, e.g. after others stopped."""
+        count = self.count[keep] if isinstance(self.count, torch.Tensor) else self.count
+        return Examples(self.x[keep], self.y[keep], count, None if self.weights is None else self.weights[keep],
+                        self.chunk, self.groups, self.n_groups)
+
 
 def member_sets(data: Sequence[TaskTensors]) -> tuple[Examples, Examples]:
     """The training and test sets of M members of one split, ``(M, n, …)``.
@@ -107,6 +113,14 @@ class Batches:
         self.generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
         self.at_step = [g.get_state() for g in self.generators]  # each batch order at the start of the step
         self.members = torch.arange(len(seeds), device=train.y.device)[:, None]  # (M, 1)
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep drawing for the members ``keep`` only (their generators go on where they were)."""
+        self.train = self.train.select(torch.tensor(list(keep), device=self.train.y.device))
+        self.sizes = [self.sizes[m] for m in keep]
+        self.generators = [self.generators[m] for m in keep]
+        self.at_step = [self.at_step[m] for m in keep]
+        self.members = torch.arange(len(keep), device=self.train.y.device)[:, None]  # (M', 1)
 
     def next(self) -> Examples:
         """The batch of the next step (only mini-batches draw from the generators)."""

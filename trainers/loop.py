@@ -42,7 +42,8 @@ class EarlyStop:
     """Stop members that will not generalize: after the row of step ``round(at_frac · steps)`` is committed,
     ``decide(stores, step)`` gets the live members' store paths and returns, per store, ``None`` (train on) or
     a dict saying why to stop (a forecast); those stores end at that step with status ``stopped_early`` and
-    the dict as their ``stopped_early`` attribute.  ``decide`` must pickle (sweeps send it to workers)."""
+    the dict as their ``stopped_early`` attribute, and a stacked group trains only the members left from the
+    next step on.  ``decide`` must pickle (sweeps send it to workers)."""
 
     at_frac: float
     decide: Callable[[Sequence[Path], int], Sequence[dict | None]]
@@ -155,18 +156,24 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
             row = torch.cat([whole, test, norms.square().sum(1, keepdim=True).sqrt(),
                              *([on_batch] if batches.mini else []), *terms, *tests], dim=1)  # (M, columns)
             recorder.log(step, row, norms, members.tensors(), last, groups)
-        if step == decide_at and step >= start:
-            _stop_early(early_stop, step, recorder, members)
+        keep = _stop_early(early_stop, step, recorder, members) if step == decide_at and step >= start else None
         if last or recorder.finished:
             break
         members.step(loss)
+        if stacked and keep and len(keep) < M:  # train only the runs left: stopped ones cost nothing more
+            for part in (members, batches, recorder):
+                part.select(keep)
+            index = torch.tensor(keep, device=device)
+            train_set, test_set, M = train_set.select(index), test_set.select(index), len(keep)
+            not_evaluated, groups_not_evaluated = not_evaluated[index], groups_not_evaluated[index]
 
     recorder.finalize(cfg.steps, [objective.summary(w.path) for w in writers])
     return [w.path for w in writers]
 
 
-def _stop_early(early_stop: EarlyStop, step: int, recorder: Recorder, members: Members) -> None:
-    """Commit the rows up to ``step``, ask ``early_stop`` about the live members and end those it stops."""
+def _stop_early(early_stop: EarlyStop, step: int, recorder: Recorder, members: Members) -> list[int]:
+    """Commit the rows up to ``step``, ask ``early_stop`` about the live members and end those it stops.
+    Returns the members still training (indices)."""
     if recorder.first_row <= step:  # not flushed by the row's own log
         recorder.flush(step)
     live = recorder.live()
@@ -175,6 +182,7 @@ def _stop_early(early_stop: EarlyStop, step: int, recorder: Recorder, members: M
         if why is not None:
             recorder.end_early(m, step, why)
             members.drop(m)
+    return recorder.live()
 
 
 def reopen_stopped(out: str | Path) -> RunConfig:

@@ -78,6 +78,9 @@ class OneRun:
     def drop(self, m: int) -> None:
         """Stop updating member ``m``: the run's only member, so the loop ends (its recorder is finished)."""
 
+    def select(self, keep: Sequence[int]) -> None:
+        """One run keeps its one member (a stopped run ends the loop instead)."""
+
 
 class Stacked:
     """M same-shaped runs: each parameter stacked ``(M, …)`` from the members' ``models`` (initialised as
@@ -139,6 +142,15 @@ class Stacked:
             self.alive = torch.ones(self.optimizer.lr.shape[0], dtype=torch.bool, device=self.optimizer.lr.device)
         self.alive[m] = False
 
+    def select(self, keep: Sequence[int]) -> None:
+        """Train the members ``keep`` only from now on: every stacked tensor loses the others' slices, so
+        stopped members cost nothing more (their optimizer state goes with them)."""
+        idx = torch.tensor(list(keep), device=self.optimizer.lr.device)
+        self.params = {name: p.detach()[idx].clone().requires_grad_() for name, p in self.params.items()}
+        self.optimizer.select(idx, list(self.params.values()))
+        if self.alive is not None:
+            self.alive = self.alive[idx]
+
 
 class StackedAdam:
     """Adam / AdamW on stacked parameters ``(M, …)`` with per-member lr, betas and weight decay.
@@ -157,6 +169,13 @@ class StackedAdam:
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.t = 0
+
+    def select(self, idx: torch.Tensor, params: Sequence[torch.Tensor]) -> None:
+        """Keep the members ``idx (M',)`` only, now optimizing ``params`` (their slices, ``(M', …)`` each)."""
+        self.params = list(params)
+        self.m = [m[idx].clone() for m in self.m]
+        self.v = [v[idx].clone() for v in self.v]
+        self.lr, self.wd, self.b1, self.b2 = (x[idx] for x in (self.lr, self.wd, self.b1, self.b2))
 
     @torch.no_grad()
     def step(self, active: torch.Tensor | None = None) -> None:

@@ -105,6 +105,7 @@ class Recorder:
         for writer in self.writers:
             writer.steps_written, writer.ckpts_written = start, self.next_ckpt
         self.first_row, self.last_flush = start, time.monotonic()
+        self.last_logged = start - 1
         self.flush_seconds = FLUSH_SECONDS
         self.resume_state = resume_state
         self.slots = [ResumeSlots(w) for w in self.writers] if resume_state else []
@@ -127,6 +128,7 @@ class Recorder:
         ``(M, …)`` each (copied only at checkpoint steps) and ``groups (M, n_groups)``, the per-subclass test
         accuracy.  Flushes when the buffer is full, time is up or ``last``."""
         i = step - self.first_row
+        self.last_logged = step
         self.rows[:, i] = row
         self.norm_rows[:, i] = norms
         if groups is not None:
@@ -202,6 +204,19 @@ class Recorder:
         elapsed = time.perf_counter() - self.started
         self.writers[m].finalize("stopped_early", stopped_early_at=step, stopped_early=attrs,
                                  wall_time_s=round(elapsed, 3), steps_per_s=round(step / max(elapsed, 1e-9), 2))
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Record the members ``keep`` only from now on (the others' stores are finished); rows flushed."""
+        if self.first_row != self.last_logged + 1:
+            raise RuntimeError("select needs every logged row flushed")
+        for name in ("writers", "diverged_at", "stopped", "stopped_early", "slots"):
+            values = getattr(self, name)
+            if values:
+                setattr(self, name, [values[m] for m in keep])
+        M = len(keep)
+        self.rows = self.rows.new_empty((M, *self.rows.shape[1:]))
+        self.norm_rows = self.norm_rows.new_empty((M, *self.norm_rows.shape[1:]))
+        self.group_rows = self.group_rows.new_empty((M, *self.group_rows.shape[1:]))
 
     @property
     def finished(self) -> bool:
