@@ -30,7 +30,7 @@ def test_analysis_layer_never_imports_torch():
                "grokscope.analysis.measures.fourier", "grokscope.analysis.measures.intervals",
                "grokscope.analysis.measures.norms", "grokscope.analysis.measures.smoothing", "grokscope.store.reader",
                "grokscope.store.runs", "grokscope.sweeps.grid", "grokscope.report.page", "grokscope.importers",
-               "grokscope.importers.tensorboard"]
+               "grokscope.importers.tensorboard", "grokscope.analysis.runners.forecast", "grokscope.report.forecast"]
     code = f"import sys, {', '.join(modules)}; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO.parent)
 
@@ -112,3 +112,6 @@ def test_wheel_in_a_fresh_venv_without_torch_imports_analyzes_and_reports(wheel,
     assert row["memorization_step"] == 40 and row["generalization_step"] == 1425  # 1425/1500 = 0.95
     grokscope("report", "theirs.zarr", "-o", "theirs.html")
     assert (work / "theirs.html").stat().st_size > 100_000  # the page inlines Vega
+    (forecast,) = json.loads(grokscope("forecast", "theirs.zarr", "--json").stdout)  # the packaged model loads
+    assert forecast["at"] == 300 and forecast["budget"] == 3000 and forecast["known"] is False
+    assert forecast["reason"]  # a forecast, or why it abstains (this import logs no test loss)
