@@ -162,3 +162,15 @@ def test_sweep_stop_early_refuses_bad_models_before_training(tmp_path, extra, fr
                                       *[e.format(tmp=tmp_path) for e in extra]])
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "sw").exists()
+
+
+def test_a_member_that_diverged_before_the_decision_still_ends_diverged(tmp_path):
+    """Members that diverged (and were masked) leave the group at the decision too; their stores are
+    finalized as diverged then, not left running."""
+    cfgs = [from_preset("demo", **TINY, seed=0, lr=1e3), from_preset("demo", **TINY, seed=1),
+            from_preset("demo", **TINY, seed=2)]
+    outs = train_batched(cfgs, [tmp_path / f"d{s}.zarr" for s in range(3)],
+                         early_stop=EarlyStop(AT, _stop_if({"d1.zarr"})))
+    stores = [RunStore(p) for p in outs]
+    assert [s.status for s in stores] == ["diverged", "stopped_early", "complete"]
+    assert stores[0].attrs["diverged_at"] < 10 and stores[2].n_steps == 41

@@ -161,13 +161,14 @@ def run(cfgs: Sequence[RunConfig], outs: Sequence[str | Path], objective: Object
             break
         members.step(loss)
         if stacked and keep and len(keep) < M:  # train only the runs left: stopped ones cost nothing more
-            for part in (members, batches, recorder):
-                part.select(keep)
+            members.select(keep)
+            batches.select(keep)
+            recorder.select(keep, cfg.steps)
             index = torch.tensor(keep, device=device)
             train_set, test_set, M = train_set.select(index), test_set.select(index), len(keep)
             not_evaluated, groups_not_evaluated = not_evaluated[index], groups_not_evaluated[index]
 
-    recorder.finalize(cfg.steps, [objective.summary(w.path) for w in writers])
+    recorder.finalize(cfg.steps, [objective.summary(w.path) for w in recorder.writers])
     return [w.path for w in writers]
 
 

@@ -205,10 +205,14 @@ class Recorder:
         self.writers[m].finalize("stopped_early", stopped_early_at=step, stopped_early=attrs,
                                  wall_time_s=round(elapsed, 3), steps_per_s=round(step / max(elapsed, 1e-9), 2))
 
-    def select(self, keep: Sequence[int]) -> None:
-        """Record the members ``keep`` only from now on (the others' stores are finished); rows flushed."""
+    def select(self, keep: Sequence[int], steps: int) -> None:
+        """Record the members ``keep`` only from now on; the others' stores are finished (stopped early, or
+        diverged under ``stop_on_divergence``: those are finalized here, as :meth:`finalize` would at the end
+        of a run of ``steps``).  Every logged row must be flushed."""
         if self.first_row != self.last_logged + 1:
             raise RuntimeError("select needs every logged row flushed")
+        dropped = [m for m in range(len(self.writers)) if m not in set(keep)]
+        self._finish([m for m in dropped if self.stopped_early[m] is None], steps)
         for name in ("writers", "diverged_at", "stopped", "stopped_early", "slots"):
             values = getattr(self, name)
             if values:
@@ -226,10 +230,14 @@ class Recorder:
     def finalize(self, steps: int, attrs: Sequence[dict] = ()) -> None:
         """Final commit of every store: ``complete``, or ``diverged`` with ``diverged_at`` (the step), with each
         member's summary ``attrs`` (distillation's) among its root attributes."""
+        self._finish([m for m in range(len(self.writers)) if self.stopped_early[m] is None], steps, attrs)
+
+    def _finish(self, members: Sequence[int], steps: int, attrs: Sequence[dict] = ()) -> None:
+        """Finalize ``members``' stores: ``complete``, or ``diverged`` with ``diverged_at``."""
         elapsed = time.perf_counter() - self.started
-        for m, (writer, diverged) in enumerate(zip(self.writers, self.diverged_at)):
-            if self.stopped_early[m] is not None:
-                continue  # finalized when it stopped
+        for m in members:
+            diverged = self.diverged_at[m]
             extra = {"diverged_at": diverged} if diverged is not None else {}
-            writer.finalize("diverged" if diverged is not None else "complete", wall_time_s=round(elapsed, 3),
-                            steps_per_s=round(steps / elapsed, 2), **extra, **(attrs[m] if attrs else {}))
+            self.writers[m].finalize("diverged" if diverged is not None else "complete",
+                                     wall_time_s=round(elapsed, 3), steps_per_s=round(steps / elapsed, 2), **extra,
+                                     **(attrs[m] if attrs else {}))
