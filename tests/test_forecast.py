@@ -222,6 +222,28 @@ def test_fit_and_backtest_on_stores(sweeps):
     assert result["targets_met"]["auroc"] is True and set(result["by_feature_set"]) == {"full", "no_l2", "losses"}
 
 
+def test_backtest_rows_pool_into_the_same_scores(sweeps):
+    """Backtests of parts (e.g. one per held-out seed) pool by re-scoring their ``runs`` rows together."""
+    root, model = sweeps
+    whole = runner.backtest([root / "heldout"], model=model)
+    parts = [runner.backtest(sorted((root / "heldout").glob(pattern)), model=model) for pattern in ("r0*", "r1*")]
+    pooled = fc.scores([row for part in parts for row in part["runs"]])
+    for key in ("auroc", "median_abs_log_ratio", "interval_coverage", "compute_saved", "waste_saved",
+                "groks_missed", "n_known"):
+        assert pooled[key] == pytest.approx(whole[key]), key
+
+
+def test_forecast_cuts_reads_once_and_equals_a_forecast_per_cut(sweeps, tmp_path):
+    root, model = sweeps
+    run = root / "heldout" / "r03.zarr"
+    rows = runner.forecast_cuts(run, [0.05, 0.1, 0.3], model=model)
+    assert [r["at"] for r in rows] == [50, 100, 300]
+    for row in rows:
+        assert row == runner.forecast_store(run, at=row["at"], model=model)
+    live = write_run(tmp_path / "live.zarr", LN2 / 300, committed=150)  # rows 0 … 149 committed
+    assert [r["at"] for r in runner.forecast_cuts(live, [0.1, 0.2], model=model)] == [100]
+
+
 def test_a_known_run_is_reported_not_predicted(sweeps):
     root, model = sweeps
     row = runner.forecast_store(root / "heldout" / "r12.zarr", at=100, model=model)

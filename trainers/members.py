@@ -78,9 +78,6 @@ class OneRun:
     def drop(self, m: int) -> None:
         """Stop updating member ``m``: the run's only member, so the loop ends (its recorder is finished)."""
 
-    def select(self, keep: Sequence[int]) -> None:
-        """One run keeps its one member (a stopped run ends the loop instead)."""
-
 
 class Stacked:
     """M same-shaped runs: each parameter stacked ``(M, …)`` from the members' ``models`` (initialised as

@@ -211,7 +211,7 @@ class Recorder:
         of a run of ``steps``).  Every logged row must be flushed."""
         if self.first_row != self.last_logged + 1:
             raise RuntimeError("select needs every logged row flushed")
-        dropped = [m for m in range(len(self.writers)) if m not in set(keep)]
+        dropped = sorted(set(range(len(self.writers))) - set(keep))
         self._finish([m for m in dropped if self.stopped_early[m] is None], steps)
         for name in ("writers", "diverged_at", "stopped", "stopped_early", "slots"):
             values = getattr(self, name)

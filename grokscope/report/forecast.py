@@ -1,7 +1,8 @@
-"""The report's forecast chart (docs/forecast.md): for each of a few runs (a page that overlays its runs), the packaged forecast model asked at
-several points of the run (:data:`CUTS` of its budget, and the model's own decision point), drawn over what
-the run then did (:func:`grokscope.charts.forecast.forecast_chart`).  Runs the model abstains on at its
-decision point (no accuracy or loss logged by then, too few evaluations) get no chart."""
+"""The report's forecast chart (docs/forecast.md): for each of a few runs of a page that overlays its runs,
+the packaged forecast model asked at several points of the run (:data:`CUTS` of its budget, and the model's
+own decision point), drawn over what the run then did (:func:`grokscope.charts.forecast.forecast_chart`).  Runs
+the model abstains on at its decision point (no accuracy or loss logged by then, too few evaluations) get no
+chart."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import altair as alt
 
-from grokscope.analysis.runners.forecast import forecast_store, load_model
+from grokscope.analysis.runners.forecast import forecast_cuts, load_model
 from grokscope.charts.forecast import forecast_chart
 from grokscope.charts.runs import run_labels
 from grokscope.errors import GrokscopeError
@@ -29,12 +30,10 @@ def forecast_builder(inp: Any) -> Any | None:
         metric = "test_acc" if run.has("test_acc") else "test_loss" if run.has("test_loss") else None
         if metric is None:
             continue
-        rows = []
-        for frac in sorted({*CUTS, model.at_frac}):
-            try:
-                rows.append(forecast_store(run, at_frac=frac, model=model))
-            except GrokscopeError:  # past the run's last logged step (a stopped or diverged run)
-                break
+        try:
+            rows = forecast_cuts(run, sorted({*CUTS, model.at_frac}), model=model)  # up to its last step
+        except GrokscopeError:  # no committed steps
+            continue
         decision = next((r for r in rows if r["at_frac"] == round(model.at_frac * r["budget"]) / r["budget"]),
                         None)
         if decision is None or decision["p_generalize"] is None:

@@ -335,7 +335,7 @@ TARGETS = {"auroc": (">=", 0.9), "median_abs_log_ratio": ("<=", 0.3), "interval_
 
 
 def targets_met(score: Mapping[str, Any]) -> dict[str, bool | None]:
-    """Issue #16's targets, each met or not (``None`` where the score is undefined)."""
+    """The targets docs/forecast.md scores against, each met or not (``None`` where the score is undefined)."""
     out: dict[str, bool | None] = {}
     for key, (op, bound) in TARGETS.items():
         v = score.get(key)

@@ -147,6 +147,30 @@ def forecast_store(path: str | os.PathLike | RunStore, *, at: int | None = None,
     steps, curves = _read(store)
     budget, source = _budget(store, steps)
     at = _cut(at, at_frac, budget, int(steps[-1]) if len(steps) else None, model.at_frac)
+    return _forecast(store, steps, curves, budget, source, at, model)
+
+
+def forecast_cuts(path: str | os.PathLike | RunStore, fracs: Iterable[float], *,
+                  model: fc.ForecastModel | None = None) -> list[dict[str, Any]]:
+    """:func:`forecast_store` at each of ``fracs`` (ascending) of the run's budget, reading the store once; the
+    cuts past its last committed step (a stopped or diverged run) are left out."""
+    model = load_model() if model is None else model
+    store = path if isinstance(path, RunStore) else RunStore(path)
+    steps, curves = _read(store)
+    budget, source = _budget(store, steps)
+    rows = []
+    for frac in fracs:
+        try:
+            at = _cut(None, frac, budget, int(steps[-1]) if len(steps) else None, model.at_frac)
+        except ConfigError:
+            break
+        rows.append(_forecast(store, steps, curves, budget, source, at, model))
+    return rows
+
+
+def _forecast(store: RunStore, steps: np.ndarray, curves: dict[str, np.ndarray], budget: int, source: str,
+              at: int, model: fc.ForecastModel) -> dict[str, Any]:
+    """One run's forecast row at ``at`` from its curves read already (:func:`forecast_store`)."""
     row: dict[str, Any] = {"run": store.name, "path": str(store.path), "status": store.status, "at": at,
                            "at_frac": at / budget, "budget": budget, "budget_source": source}
     sig = _signals(store, steps, curves, at, budget)
@@ -265,6 +289,6 @@ def backtest(paths: Iterable[str | os.PathLike], *, model: fc.ForecastModel | No
     return {"at_frac": at_frac, "n_skipped": skipped, "model": dict(model.provenance), **overall,
             "targets_met": fc.targets_met(overall),
             "by_feature_set": {sub.name: fc.scores(forecasts(sub.name)) for sub in model.submodels},
-            "runs": [{k: r.get(k) for k in ("run", "known", "feature_set", "p_generalize",
+            "runs": [{k: r.get(k) for k in ("run", "at", "budget", "known", "feature_set", "p_generalize",
                                             "predicted_generalization_step", "interval_80", "advice",
-                                            "true_generalization_step")} for r in runs]}
+                                            "true_generalization_step")} for r in runs]}  # fc.scores reads these
